@@ -13,7 +13,11 @@
 // point is offloaded (Offload). A local point is never expired directly:
 // safety invariant 1 lets a point leave the disk only through the vault, so
 // a point the vault policy does not want is offloaded and the next prune
-// expires it (its reasons say so).
+// expires it (its reasons say so). A point exactly KeepWithin old is no
+// longer "younger". KeepLast counts points on disk only (tiers Local and
+// Both): a point only in the vault gives no fast restore. A point in both
+// tiers (archived, local copy not yet deleted) is on disk: KeepLocal leaves
+// both copies alone, Offload tells the offloader to finish the move.
 //
 // Long term (the vault). The candidates are the points already in the vault
 // and the points being offloaded by this plan (they are about to be in the
