@@ -22,6 +22,13 @@ type Info struct {
 	Name    string // full object name relative to the backend root, "/"-separated
 	Size    int64
 	ModTime time.Time
+
+	// Checksum is the object's content checksum (ChecksumAlgorithm,
+	// formatted by FormatChecksum) as the backend reports it, or "" when the
+	// backend keeps none or the call does not fetch it (S3 fills it in
+	// Stat; listings and the file backend leave it empty). Use Confirm to
+	// check an object against a locally computed checksum.
+	Checksum string
 }
 
 // Backend stores named, write-once objects. Names are "/"-separated relative
