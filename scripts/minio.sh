@@ -78,7 +78,9 @@ binary_ok() {
 	[[ -x "$MINIO_BIN" ]] || return 1
 	# A custom binary is trusted as is; ours must be the pinned version.
 	[[ -n "${TAPELESS_MINIO_BIN:-}" ]] && return 0
-	go version -m "$MINIO_BIN" 2>/dev/null | grep -q "mod[[:space:]]*$MINIO_MODULE[[:space:]]*$MINIO_VERSION"
+	local info
+	info="$(go version -m "$MINIO_BIN" 2>/dev/null)" || return 1
+	grep -q "mod[[:space:]]*${MINIO_MODULE}[[:space:]]*${MINIO_VERSION}" <<<"$info"
 }
 
 # ensure_binary builds the pinned MinIO server when it is missing. A build

@@ -16,6 +16,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # A token unique to this run: down stops only the servers our up started.
 export TAPELESS_MINIO_OWNER="run-$$-$RANDOM"
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() { "$here/minio.sh" down || true; }
 trap cleanup EXIT
 trap 'exit 130' INT
