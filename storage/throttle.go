@@ -581,6 +581,22 @@ func (t *throttled) wait(ctx context.Context, n int) error {
 			return nil
 		}
 		piece := min(n, t.lim.Burst())
+		if boundary := t.until; !boundary.IsZero() {
+			// Price no piece at the old rate that would flow after the
+			// boundary: shrink it to what the bucket holds by then, or,
+			// when not a byte fits, wait for the boundary and start over
+			// at the new rate.
+			if avail := t.lim.TokensAt(boundary); avail < float64(piece) {
+				if avail < 1 {
+					t.mu.Unlock()
+					if err := t.clock.SleepUntil(ctx, boundary); err != nil {
+						return err
+					}
+					continue
+				}
+				piece = int(avail)
+			}
+		}
 		r := t.lim.ReserveN(now, piece)
 		t.mu.Unlock()
 		if !r.OK() { // cannot happen: piece <= burst and no reserve cap
