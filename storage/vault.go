@@ -83,7 +83,9 @@ var ErrInvalidVaultName = errors.New("invalid vault name")
 var ErrVaultNotFound = errors.New("vault not found")
 
 // ErrVaultExists means vault create found the name taken in the account.
-var ErrVaultExists = errors.New("vault already exists")
+// Its text reads as a phrase inside the full message: vault "x" already
+// exists at URL.
+var ErrVaultExists = errors.New("already exists")
 
 // ErrReplicationFrozen means set-replication was refused because the vault
 // already holds an archived recovery point.
@@ -359,7 +361,7 @@ func claimName(ctx context.Context, root Backend, name, url string, owner *Vault
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: vault %q already exists at %s (vault names are unique per account, ignoring letter case)", ErrVaultExists, string(existing), url)
+	return fmt.Errorf("vault %q %w at %s (vault names are unique per account, ignoring letter case)", string(existing), ErrVaultExists, url)
 }
 
 // OpenVault opens vault name at the primary account, reads its newest
