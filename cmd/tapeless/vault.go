@@ -296,12 +296,12 @@ Going to GRS needs --secondary-url: the vault's objects are copied there.`,
 func newVaultListCmd(g *globalOptions) *cobra.Command {
 	var url string
 	c := &cobra.Command{
-		Use:     "list --url URL",
-		Short:   "List the vaults of an account",
-		Long:    `List every vault in the account at --url with its replication and immutability.`,
+		Use:   "list --url URL",
+		Short: "List the vaults of an account",
+		Long:  `List every vault in the account at --url with its replication and immutability.`,
 		Example: `  tapeless vault list --url file:///tmp/tapeless-demo/vault
   tapeless vault list --url s3://10.0.0.5:9000/vault --json`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkURLFlag(url); err != nil {
 				return err
