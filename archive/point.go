@@ -1,0 +1,269 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tapeless/tapeless/storage"
+)
+
+// Object name prefixes inside an objects backend (the store's objects/
+// folder or a vault). Offload copies objects under the same names.
+const (
+	PacksPrefix  = "packs/"
+	IndexPrefix  = "index/"
+	PointsPrefix = "points/"
+)
+
+// PackName is the object name of the pack with the given ID:
+// packs/<first 2 hex digits>/<64 hex digits>.
+func PackName(id ID) string {
+	h := id.String()
+	return PacksPrefix + h[:2] + "/" + h
+}
+
+// IndexName is the object name of an index object: index/<64 hex digits>.
+func IndexName(id ID) string { return IndexPrefix + id.String() }
+
+// PointName is the object name of a point object: points/<64 hex digits>.
+func PointName(id ID) string { return PointsPrefix + id.String() }
+
+// idFromName parses the ID at the end of an object name.
+func idFromName(name string) (ID, error) {
+	return ParseID(name[strings.LastIndexByte(name, '/')+1:])
+}
+
+// PackRef names a pack a point needs together with the index object that
+// describes it, with both sizes: what offload copies and a keyless verify
+// checks.
+type PackRef struct {
+	Pack      ID    `json:"pack"`
+	Size      int64 `json:"size"`
+	Index     ID    `json:"index"`
+	IndexSize int64 `json:"index_size"`
+}
+
+// PointHeader describes a recovery point.
+//
+// Everything except Tree is stored in the clear (see docs/FORMAT.md "Point
+// object"), so that the daemon can list, offload, prune and scrub points
+// without the passphrase. Tree is sealed: only the private key reads it,
+// and opening the sealed part also authenticates the clear part.
+type PointHeader struct {
+	// ID is the SHA-256 of the stored point object (its name); set by
+	// SavePoint, ListPoints and LoadPoint, ignored by SavePoint.
+	ID     ID
+	Source string // data source name
+	Time   time.Time
+	Host   string
+	Files  int64
+	Bytes  int64 // logical bytes of the source
+	// Tree lists the point's tree (manifest) blobs in order. Sealed: empty
+	// in ListPoints results, filled by Reader.LoadPoint.
+	Tree   []ID
+	Parent *ID
+	// KeyFingerprint names the key pair the point is sealed to; set by
+	// SavePoint.
+	KeyFingerprint string
+	// Format is the point object's format version; set by SavePoint.
+	Format int
+	// Labels are free-form short strings stored in the clear (for
+	// example the backup's --name); keep secrets out of them.
+	Labels map[string]string
+	// Packs lists every pack holding a blob of the point, with its index
+	// object; computed by SavePoint from Refs, stored in the clear.
+	Packs []PackRef
+	// Refs must hold every blob the point references (all tree blobs and
+	// all data chunks, whether new or deduplicated) when calling SavePoint,
+	// which refuses the point if one is not stored. Not stored itself.
+	Refs *Refs
+}
+
+// pointClear is the JSON shape of a point's clear header.
+type pointClear struct {
+	Source         string            `json:"source"`
+	Time           string            `json:"time"` // RFC 3339, UTC, nanoseconds
+	Host           string            `json:"host"`
+	Files          int64             `json:"files"`
+	Bytes          int64             `json:"bytes"`
+	Parent         *ID               `json:"parent,omitempty"`
+	KeyFingerprint string            `json:"key_fingerprint"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Packs          []PackRef         `json:"packs"`
+}
+
+// pointSealed is the JSON shape of a point's sealed body.
+type pointSealed struct {
+	Tree []ID `json:"tree"`
+}
+
+// Point object layout: prefix | u32 length L | clear JSON (L bytes) |
+// key block | sealed body (nonce, ciphertext, tag) with everything before
+// it as associated data.
+const pointOffClear = prefixLen + 4
+
+func sealPoint(pub [32]byte, h PointHeader) ([]byte, error) {
+	c := pointClear{
+		Source: h.Source, Time: h.Time.UTC().Format(time.RFC3339Nano), Host: h.Host,
+		Files: h.Files, Bytes: h.Bytes, Parent: h.Parent, KeyFingerprint: h.KeyFingerprint,
+		Labels: h.Labels, Packs: h.Packs,
+	}
+	if c.Packs == nil {
+		c.Packs = []PackRef{}
+	}
+	clear, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode point header: %w", err)
+	}
+	body, err := json.Marshal(pointSealed{Tree: h.Tree})
+	if err != nil {
+		return nil, fmt.Errorf("encode point body: %w", err)
+	}
+	dk, err := newDataKey()
+	if err != nil {
+		return nil, err
+	}
+	prefix := objectPrefix(kindPoint, CurrentFormat)
+	block, err := wrapDataKey(pub, dk, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("seal point: %w", err)
+	}
+	b := make([]byte, 0, pointOffClear+len(clear)+keyBlockLen+sealOverhead+len(body))
+	b = append(b, prefix...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(clear)))
+	b = append(b, clear...)
+	b = append(b, block...)
+	return sealAEADTo(b, dk[:], b, body)
+}
+
+// parsePoint reads the clear header of a point object; no key needed. It
+// returns the header and the offset of the key block.
+func parsePoint(b []byte) (PointHeader, int, error) {
+	var h PointHeader
+	v, err := checkPrefix(b, kindPoint)
+	if err != nil {
+		return h, 0, err
+	}
+	if len(b) < pointOffClear {
+		return h, 0, fmt.Errorf("point object is truncated: %d bytes", len(b))
+	}
+	n := int(binary.BigEndian.Uint32(b[prefixLen:]))
+	end := pointOffClear + n
+	if n > len(b) || end+keyBlockLen+sealOverhead > len(b) {
+		return h, 0, fmt.Errorf("point object is truncated: %d bytes, header says %d", len(b), n)
+	}
+	var c pointClear
+	dec := json.NewDecoder(bytes.NewReader(b[pointOffClear:end]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return h, 0, fmt.Errorf("point header: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, c.Time)
+	if err != nil {
+		return h, 0, fmt.Errorf("point header: time: %w", err)
+	}
+	h = PointHeader{
+		Source: c.Source, Time: t, Host: c.Host, Files: c.Files, Bytes: c.Bytes,
+		Parent: c.Parent, KeyFingerprint: c.KeyFingerprint, Format: v, Labels: c.Labels,
+		Packs: c.Packs,
+	}
+	return h, end, nil
+}
+
+// openPoint parses a point object and opens its sealed body with k.
+func openPoint(k *Keys, b []byte) (PointHeader, error) {
+	h, off, err := parsePoint(b)
+	if err != nil {
+		return h, err
+	}
+	dk, err := unwrapDataKey(k, b[off:off+keyBlockLen], b[:prefixLen])
+	if err != nil {
+		return h, err
+	}
+	plain, err := openAEAD(dk[:], b[:off+keyBlockLen], b[off+keyBlockLen:])
+	if err != nil {
+		return h, err
+	}
+	var s pointSealed
+	if err := json.Unmarshal(plain, &s); err != nil {
+		return h, fmt.Errorf("point body: %w", err)
+	}
+	h.Tree = s.Tree
+	return h, nil
+}
+
+// loadObject reads a whole object and checks it against its name (the
+// SHA-256 of its bytes), so every caller reads only bytes that match.
+func loadObject(ctx context.Context, b storage.Backend, name string, id ID) ([]byte, error) {
+	var data []byte
+	err := b.Load(ctx, name, 0, -1, func(r io.Reader) error {
+		var err error
+		data, err = io.ReadAll(r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, err)
+	}
+	if got := objectHash(data); got != id {
+		return nil, fmt.Errorf("%s: %w: %d bytes hash to %s", name, ErrAuthentication, len(data), got)
+	}
+	return data, nil
+}
+
+// ListPoints reads the clear headers of all point objects in b, sorted by
+// time (then ID). It needs no key: each object is checked only against its
+// name. Points that cannot be read are left out and named in the returned
+// error, so a caller that ignores the error sees the others.
+func ListPoints(ctx context.Context, b storage.Backend) ([]PointHeader, error) {
+	var names []string
+	err := b.List(ctx, PointsPrefix, func(i storage.Info) error {
+		names = append(names, i.Name)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list points in %s: %w", b.Location(), err)
+	}
+	var out []PointHeader
+	var errs []error
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		id, err := idFromName(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("point object %s: bad name: %w", name, err))
+			continue
+		}
+		data, err := loadObject(ctx, b, name, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		h, _, err := parsePoint(data)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("point object %s: %w", name, err))
+			continue
+		}
+		h.ID = id
+		out = append(out, h)
+	}
+	sortPoints(out)
+	return out, errors.Join(errs...)
+}
+
+func sortPoints(ps []PointHeader) {
+	sort.Slice(ps, func(i, j int) bool {
+		if !ps[i].Time.Equal(ps[j].Time) {
+			return ps[i].Time.Before(ps[j].Time)
+		}
+		return bytes.Compare(ps[i].ID[:], ps[j].ID[:]) < 0
+	})
+}

@@ -1,0 +1,847 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/tapeless/tapeless/storage"
+)
+
+// Store layout on disk (see docs/FORMAT.md "Store directory"):
+//
+//	<dir>/config        JSON: format version, creation time, key fingerprint
+//	<dir>/public-keys   PublicKeys.Marshal (0600: the chunk key is secret)
+//	<dir>/key-envelope  the passphrase-wrapped key envelope (0600)
+//	<dir>/objects/      packs/, index/, points/: the objects offload copies
+//	<dir>/state.db      bbolt: the dedup index and other local state
+//	<dir>/lock          the single-writer lock
+const (
+	storeConfigFile   = "config"
+	storePubFile      = "public-keys"
+	storeEnvelopeFile = "key-envelope"
+	storeObjectsDir   = "objects"
+	storeDBFile       = "state.db"
+)
+
+// bbolt buckets owned by the store. Other code keeps its own buckets in
+// DB() under other names.
+var (
+	bucketBlobs     = []byte("archive.blobs")     // type|id -> location
+	bucketPacks     = []byte("archive.packs")     // pack id -> packRecord
+	bucketPackBlobs = []byte("archive.packblobs") // pack id -> type|id ... (for RemovePack)
+)
+
+// storeConfig is <dir>/config.
+type storeConfig struct {
+	Format         int       `json:"format"`
+	Created        time.Time `json:"created"`
+	KeyFingerprint string    `json:"key_fingerprint"`
+}
+
+// blobKey is the dedup index key: blob type, then blob ID.
+type blobKey [33]byte
+
+func makeBlobKey(t BlobType, id ID) blobKey {
+	var k blobKey
+	k[0] = byte(t)
+	copy(k[1:], id[:])
+	return k
+}
+
+// location is where a blob lives: pack ID, offset, stored length and raw
+// length (44 bytes in bbolt).
+type location struct {
+	Pack   ID
+	Offset uint32
+	Length uint32
+	RawLen uint32
+}
+
+func (l location) encode() []byte {
+	b := make([]byte, 0, 44)
+	b = append(b, l.Pack[:]...)
+	b = binary.BigEndian.AppendUint32(b, l.Offset)
+	b = binary.BigEndian.AppendUint32(b, l.Length)
+	return binary.BigEndian.AppendUint32(b, l.RawLen)
+}
+
+func decodeLocation(b []byte) (location, error) {
+	var l location
+	if len(b) != 44 {
+		return l, fmt.Errorf("dedup index entry of %d bytes, want 44", len(b))
+	}
+	copy(l.Pack[:], b)
+	l.Offset = binary.BigEndian.Uint32(b[32:])
+	l.Length = binary.BigEndian.Uint32(b[36:])
+	l.RawLen = binary.BigEndian.Uint32(b[40:])
+	return l, nil
+}
+
+// packRecord is the store's record of a committed pack.
+type packRecord struct {
+	Size      int64
+	Index     ID
+	IndexSize int64
+	Blobs     uint32
+	RawBytes  int64
+	Created   int64 // unix seconds
+}
+
+func (p packRecord) encode() []byte {
+	b := make([]byte, 0, 68)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.Size))
+	b = append(b, p.Index[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.IndexSize))
+	b = binary.BigEndian.AppendUint32(b, p.Blobs)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.RawBytes))
+	return binary.BigEndian.AppendUint64(b, uint64(p.Created))
+}
+
+func decodePackRecord(b []byte) (packRecord, error) {
+	var p packRecord
+	if len(b) != 68 {
+		return p, fmt.Errorf("pack record of %d bytes, want 68", len(b))
+	}
+	p.Size = int64(binary.BigEndian.Uint64(b))
+	copy(p.Index[:], b[8:40])
+	p.IndexSize = int64(binary.BigEndian.Uint64(b[40:]))
+	p.Blobs = binary.BigEndian.Uint32(b[48:])
+	p.RawBytes = int64(binary.BigEndian.Uint64(b[52:]))
+	p.Created = int64(binary.BigEndian.Uint64(b[60:]))
+	return p, nil
+}
+
+// Store is the disk tier: a directory of young recovery points. It writes
+// with the public keys only. One process at a time holds a Store (see
+// OpenStore); within it, AddBlob, Has and Flush are safe for concurrent use.
+type Store struct {
+	dir      string
+	pub      PublicKeys
+	env      []byte
+	objects  storage.Backend
+	db       *bbolt.DB
+	lock     *storeLock
+	packSize int
+
+	mu       sync.Mutex
+	idle     *sync.Cond // signalled when inflight drops
+	cur      *packBuilder
+	pending  map[blobKey]struct{} // added, not yet committed to bbolt
+	inflight int                  // packs being written
+	err      error                // first pack write failure (sticky)
+	closed   bool
+}
+
+// InitStore creates a store in dir (absent or empty) for the given keys.
+// The envelope is the passphrase-wrapped key set (WrapKeys); it is kept in
+// the store so a restore from disk needs only the passphrase.
+func InitStore(ctx context.Context, dir string, pub PublicKeys, envelope []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fp, err := EnvelopeFingerprint(envelope)
+	if err != nil {
+		return fmt.Errorf("init store %s: %w", dir, err)
+	}
+	if fp != pub.Fingerprint {
+		return fmt.Errorf("init store %s: envelope is for key %s, public keys are %s", dir, fp, pub.Fingerprint)
+	}
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return fmt.Errorf("init store %s: directory is not empty", dir)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, storeObjectsDir), 0o700); err != nil {
+		return fmt.Errorf("init store %s: %w", dir, err)
+	}
+	if err := writeFileSync(filepath.Join(dir, storePubFile), pub.Marshal()); err != nil {
+		return fmt.Errorf("init store %s: %w", dir, err)
+	}
+	if err := writeFileSync(filepath.Join(dir, storeEnvelopeFile), envelope); err != nil {
+		return fmt.Errorf("init store %s: %w", dir, err)
+	}
+	db, err := openStateDB(dir)
+	if err != nil {
+		return fmt.Errorf("init store %s: %w", dir, err)
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("init store %s: %w", dir, err)
+	}
+	// config last: a directory without it is not a store, so a crash
+	// during init leaves nothing that OpenStore would accept.
+	cfg, _ := json.MarshalIndent(storeConfig{Format: CurrentFormat, Created: time.Now().UTC(), KeyFingerprint: pub.Fingerprint}, "", "  ")
+	if err := writeFileSync(filepath.Join(dir, storeConfigFile), append(cfg, '\n')); err != nil {
+		return fmt.Errorf("init store %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeFileSync writes a new 0600 file and syncs it and its directory.
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func openStateDB(dir string) (*bbolt.DB, error) {
+	db, err := bbolt.Open(filepath.Join(dir, storeDBFile), 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state db: %w", err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketBlobs, bucketPacks, bucketPackBlobs} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state db: %w", err)
+	}
+	return db, nil
+}
+
+// OpenStore opens the store in dir for writing. It takes the store lock: a
+// second writer (another process, or a second OpenStore in this one) gets
+// an error wrapping ErrLocked that names the holder (host, PID, start
+// time); a lock left by a dead process on this host is taken over. Stores
+// of an unknown format version are refused (ErrUnsupportedFormat).
+func OpenStore(ctx context.Context, dir string) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, storeConfigFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open store %s: not a tapeless store (no %s file)", dir, storeConfigFile)
+		}
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	var cfg storeConfig
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("open store %s: config: %w", dir, err)
+	}
+	if cfg.Format < MinFormat || cfg.Format > MaxFormat {
+		return nil, fmt.Errorf("open store %s: %w %d (this build reads %d to %d)", dir, ErrUnsupportedFormat, cfg.Format, MinFormat, MaxFormat)
+	}
+	lock, err := acquireLock(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openLocked(ctx, dir, lock)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openLocked(ctx context.Context, dir string, lock *storeLock) (*Store, error) {
+	pb, err := os.ReadFile(filepath.Join(dir, storePubFile))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	pub, err := ParsePublicKeys(pb)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	env, err := os.ReadFile(filepath.Join(dir, storeEnvelopeFile))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	objects, err := storage.Open(ctx, "file://"+filepath.ToSlash(filepath.Join(dir, storeObjectsDir)), storage.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	db, err := openStateDB(dir)
+	if err != nil {
+		objects.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{
+		dir: dir, pub: pub, env: env, objects: objects, db: db, lock: lock,
+		packSize: DefaultPackSize, pending: map[blobKey]struct{}{},
+	}
+	s.idle = sync.NewCond(&s.mu)
+	return s, nil
+}
+
+// Close releases the store. Blobs added since the last Flush and not yet
+// in a written pack are dropped: call Flush first to keep them.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	for s.inflight > 0 {
+		s.idle.Wait()
+	}
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.cur = nil
+	s.mu.Unlock()
+	err := s.db.Close()
+	if cerr := s.objects.Close(); err == nil {
+		err = cerr
+	}
+	if lerr := s.lock.release(); err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return fmt.Errorf("close store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Dir returns the store's directory (absolute).
+func (s *Store) Dir() string { return s.dir }
+
+// PublicKeys returns the keys the store writes with.
+func (s *Store) PublicKeys() PublicKeys { return s.pub }
+
+// Envelope returns the store's copy of the key envelope (WrapKeys output).
+func (s *Store) Envelope() []byte { return bytes.Clone(s.env) }
+
+// StaleLock returns the holder of a stale lock that OpenStore took over,
+// or nil; worth a warning.
+func (s *Store) StaleLock() *LockInfo { return s.lock.Stale }
+
+// Objects returns the file backend over <dir>/objects holding packs/,
+// index/ and points/. Offload copies these names as they are into a vault.
+func (s *Store) Objects() storage.Backend { return s.objects }
+
+// DB returns the store's local state database (bbolt). The store's own
+// buckets are named "archive.*"; other code may keep its own buckets here.
+// Do not close it.
+func (s *Store) DB() *bbolt.DB { return s.db }
+
+// SetPackSize sets the size at which packs are closed (DefaultPackSize
+// unless changed); small values are for tests.
+func (s *Store) SetPackSize(n int) {
+	s.mu.Lock()
+	s.packSize = n
+	s.mu.Unlock()
+}
+
+// ChunkID returns the ID of a blob: keyed BLAKE3-256 of data under the
+// chunk key, so the holder of the stored objects cannot test guesses of
+// content.
+func (s *Store) ChunkID(data []byte) ID { return chunkID(&s.pub.ChunkKey, data) }
+
+// lookup returns the committed location of a blob.
+func (s *Store) lookup(k blobKey) (location, bool, error) {
+	var loc location
+	var found bool
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketBlobs).Get(k[:])
+		if v == nil {
+			return nil
+		}
+		var err error
+		loc, err = decodeLocation(v)
+		found = err == nil
+		return err
+	})
+	return loc, found, err
+}
+
+// HasBlob reports whether a blob of type t and ID id is stored or pending
+// (added and due to be written by the next Flush).
+func (s *Store) HasBlob(ctx context.Context, t BlobType, id ID) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	k := makeBlobKey(t, id)
+	s.mu.Lock()
+	_, ok := s.pending[k]
+	s.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	_, ok, err := s.lookup(k)
+	if err != nil {
+		return false, fmt.Errorf("look up blob %s: %w", id, err)
+	}
+	return ok, nil
+}
+
+// Has reports whether a data blob with this ID is stored or pending. It is
+// what a backup asks before reusing a chunk ID from its file cache.
+func (s *Store) Has(ctx context.Context, id ID) (bool, error) {
+	return s.HasBlob(ctx, BlobData, id)
+}
+
+// AddBlob stores one blob unless a blob of the same type and ID is already
+// stored or pending. It returns the blob's ID and the bytes it adds to the
+// store (0 for a duplicate). The blob is compressed with zstd (kept as is
+// when that saves under 1/32), sealed with the open pack's data key (AEAD
+// binding format version, type and ID), and appended to the open pack; a
+// full pack is checked and written before AddBlob returns. Safe for
+// concurrent use: run a few goroutines to spread compression over cores.
+// Blobs are durable only after Flush.
+func (s *Store) AddBlob(ctx context.Context, t BlobType, data []byte) (ID, int64, error) {
+	if !t.valid() {
+		return ID{}, 0, fmt.Errorf("add blob: unknown blob type %d", t)
+	}
+	if len(data) > MaxBlobSize {
+		return ID{}, 0, fmt.Errorf("add blob: %d bytes is over the %d-byte limit", len(data), MaxBlobSize)
+	}
+	if err := ctx.Err(); err != nil {
+		return ID{}, 0, err
+	}
+	id := s.ChunkID(data)
+	k := makeBlobKey(t, id)
+
+	// Dedup. Order matters: a blob leaves pending only after its bbolt
+	// commit, so pending-then-bbolt never misses one.
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return id, 0, err
+	}
+	_, dup := s.pending[k]
+	s.mu.Unlock()
+	if dup {
+		return id, 0, nil
+	}
+	if _, ok, err := s.lookup(k); err != nil {
+		return id, 0, fmt.Errorf("add blob %s: %w", id, err)
+	} else if ok {
+		return id, 0, nil
+	}
+	s.mu.Lock()
+	if _, dup := s.pending[k]; dup {
+		s.mu.Unlock()
+		return id, 0, nil
+	}
+	s.pending[k] = struct{}{}
+	s.mu.Unlock()
+
+	buf := compressBufs.Get().(*[]byte)
+	plain := compressBlob(*buf, data)
+	defer func() {
+		*buf = plain[:0]
+		compressBufs.Put(buf)
+	}()
+
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		delete(s.pending, k)
+		s.mu.Unlock()
+		return id, 0, err
+	}
+	if s.cur == nil {
+		p, err := newPackBuilder(s.pub.Public, s.packSize)
+		if err != nil {
+			delete(s.pending, k)
+			s.mu.Unlock()
+			return id, 0, fmt.Errorf("add blob %s: %w", id, err)
+		}
+		s.cur = p
+	}
+	if err := s.cur.add(t, id, len(data), plain); err != nil {
+		delete(s.pending, k)
+		s.mu.Unlock()
+		return id, 0, err
+	}
+	stored := int64(len(plain) + sealOverhead + entryLen)
+	var full *packBuilder
+	if len(s.cur.buf) >= s.packSize {
+		full, s.cur = s.cur, nil
+		s.inflight++
+	}
+	s.mu.Unlock()
+	if full != nil {
+		if err := s.commitPack(ctx, full); err != nil {
+			return id, 0, err
+		}
+	}
+	return id, stored, nil
+}
+
+var compressBufs = sync.Pool{New: func() any { b := make([]byte, 0, ChunkMax+ChunkMax/8); return &b }}
+
+// usable reports the sticky error or a closed store; s.mu is held.
+func (s *Store) usable() error {
+	if s.closed {
+		return fmt.Errorf("store %s is closed", s.dir)
+	}
+	if s.err != nil {
+		return fmt.Errorf("store %s: an earlier pack write failed: %w", s.dir, s.err)
+	}
+	return nil
+}
+
+// commitPack finishes, checks and writes one pack and its index object,
+// then records its blobs in the dedup index. The caller has counted it in
+// s.inflight.
+func (s *Store) commitPack(ctx context.Context, p *packBuilder) error {
+	err := s.writePack(ctx, p)
+	s.mu.Lock()
+	for _, e := range p.entries {
+		delete(s.pending, makeBlobKey(e.Type, e.ID))
+	}
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	s.inflight--
+	s.idle.Broadcast()
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Store) writePack(ctx context.Context, p *packBuilder) error {
+	pack, err := p.finish()
+	if err != nil {
+		return err
+	}
+	// Decode what we are about to store, with the data key we still
+	// hold: a fault in the compressor or in memory stops here.
+	if err := checkPack(pack, &p.dataKey, &s.pub.ChunkKey, p.entries); err != nil {
+		return fmt.Errorf("pack failed its check before writing: %w", err)
+	}
+	packID := objectHash(pack)
+	if err := saveObject(ctx, s.objects, PackName(packID), pack); err != nil {
+		return err
+	}
+	idx, err := sealIndex(s.pub.Public, packID, int64(len(pack)), p.entries)
+	if err != nil {
+		return err
+	}
+	idxID := objectHash(idx)
+	if err := saveObject(ctx, s.objects, IndexName(idxID), idx); err != nil {
+		return err
+	}
+	rec := packRecord{Size: int64(len(pack)), Index: idxID, IndexSize: int64(len(idx)),
+		Blobs: uint32(len(p.entries)), RawBytes: p.rawSize, Created: time.Now().Unix()}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		blobs := tx.Bucket(bucketBlobs)
+		keys := make([]byte, 0, len(p.entries)*33)
+		for _, e := range p.entries {
+			k := makeBlobKey(e.Type, e.ID)
+			keys = append(keys, k[:]...)
+			if blobs.Get(k[:]) != nil {
+				continue // already stored elsewhere; keep the first copy
+			}
+			loc := location{Pack: packID, Offset: e.Offset, Length: e.Length, RawLen: e.RawLen}
+			if err := blobs.Put(k[:], loc.encode()); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketPackBlobs).Put(packID[:], keys); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPacks).Put(packID[:], rec.encode())
+	})
+	if err != nil {
+		return fmt.Errorf("record pack %s: %w", packID, err)
+	}
+	return nil
+}
+
+// saveObject writes a content-named object; an existing object of the
+// same name has the same bytes (the name is their hash), so ErrExists is
+// success.
+func saveObject(ctx context.Context, b storage.Backend, name string, data []byte) error {
+	err := b.Save(ctx, name, bytes.NewReader(data), int64(len(data)))
+	if err != nil && !errors.Is(err, storage.ErrExists) {
+		return fmt.Errorf("save %s: %w", name, err)
+	}
+	return nil
+}
+
+// Flush writes the open pack (if any) and waits for packs being written by
+// other goroutines. After Flush returns nil every blob added before it is
+// durable: its pack and index object are stored and synced and the dedup
+// index records it. A failure of any earlier pack write is returned here.
+func (s *Store) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	p := s.cur
+	s.cur = nil
+	if p != nil {
+		s.inflight++
+	}
+	s.mu.Unlock()
+	if p != nil {
+		if err := s.commitPack(ctx, p); err != nil {
+			return fmt.Errorf("flush store %s: %w", s.dir, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.inflight > 0 {
+		s.idle.Wait()
+	}
+	if s.err != nil {
+		return fmt.Errorf("flush store %s: %w", s.dir, s.err)
+	}
+	return nil
+}
+
+// Refs collects the blobs a recovery point references, reduced to the set
+// of packs holding them. Safe for concurrent use.
+type Refs struct {
+	s          *Store
+	mu         sync.Mutex
+	packs      map[ID]struct{}
+	unresolved map[blobKey]struct{} // pending when added; resolved by SavePoint
+}
+
+// NewRefs returns an empty reference set for the next SavePoint.
+func (s *Store) NewRefs() *Refs {
+	return &Refs{s: s, packs: map[ID]struct{}{}, unresolved: map[blobKey]struct{}{}}
+}
+
+// Add records that the point references blob (t, id): every tree blob and
+// every data chunk of every file, whether AddBlob stored it just now or it
+// was already there.
+func (r *Refs) Add(ctx context.Context, t BlobType, id ID) error {
+	return r.AddAll(ctx, t, []ID{id})
+}
+
+// AddAll is Add for many IDs in one lookup transaction.
+func (r *Refs) AddAll(ctx context.Context, t BlobType, ids []ID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketBlobs)
+		for _, id := range ids {
+			k := makeBlobKey(t, id)
+			if v := b.Get(k[:]); v != nil {
+				loc, err := decodeLocation(v)
+				if err != nil {
+					return err
+				}
+				r.packs[loc.Pack] = struct{}{}
+			} else {
+				r.unresolved[k] = struct{}{}
+			}
+		}
+		return nil
+	})
+}
+
+// resolve turns the set into PackRefs; every blob must be committed.
+func (r *Refs) resolve() ([]PackRef, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []PackRef
+	err := r.s.db.View(func(tx *bbolt.Tx) error {
+		blobs := tx.Bucket(bucketBlobs)
+		var missing []string
+		for k := range r.unresolved {
+			v := blobs.Get(k[:])
+			if v == nil {
+				if len(missing) < 3 {
+					missing = append(missing, fmt.Sprintf("%s blob %x", BlobType(k[0]), k[1:]))
+				}
+				continue
+			}
+			loc, err := decodeLocation(v)
+			if err != nil {
+				return err
+			}
+			r.packs[loc.Pack] = struct{}{}
+			delete(r.unresolved, k)
+		}
+		if len(r.unresolved) > 0 {
+			return fmt.Errorf("%d referenced blobs are not in the store (e.g. %v)", len(r.unresolved), missing)
+		}
+		packs := tx.Bucket(bucketPacks)
+		for id := range r.packs {
+			v := packs.Get(id[:])
+			if v == nil {
+				return fmt.Errorf("referenced pack %s is no longer in the store", id)
+			}
+			rec, err := decodePackRecord(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, PackRef{Pack: id, Size: rec.Size, Index: rec.Index, IndexSize: rec.IndexSize})
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Pack[:], out[j].Pack[:]) < 0 })
+	return out, err
+}
+
+// SavePoint flushes the store and writes a point object for h. h.Refs must
+// list every blob the point references; SavePoint refuses the point if one
+// of them is not stored, and records the packs holding them in h.Packs (in
+// the clear, for offload and keyless verify). KeyFingerprint and Format are
+// set here. The returned ID is the SHA-256 of the stored point object.
+func (s *Store) SavePoint(ctx context.Context, h PointHeader) (ID, error) {
+	if h.Refs == nil {
+		return ID{}, errors.New("save point: Refs is nil; a point must list the blobs it references")
+	}
+	if h.Source == "" || h.Time.IsZero() {
+		return ID{}, errors.New("save point: source and time are required")
+	}
+	if err := s.Flush(ctx); err != nil {
+		return ID{}, fmt.Errorf("save point: %w", err)
+	}
+	packs, err := h.Refs.resolve()
+	if err != nil {
+		return ID{}, fmt.Errorf("save point: %w", err)
+	}
+	h.Packs = packs
+	h.KeyFingerprint = s.pub.Fingerprint
+	h.Format = CurrentFormat
+	obj, err := sealPoint(s.pub.Public, h)
+	if err != nil {
+		return ID{}, fmt.Errorf("save point: %w", err)
+	}
+	id := objectHash(obj)
+	if err := saveObject(ctx, s.objects, PointName(id), obj); err != nil {
+		return ID{}, fmt.Errorf("save point: %w", err)
+	}
+	return id, nil
+}
+
+// ListPoints returns the clear headers of the store's points (no key
+// needed), sorted by time. See the package-level ListPoints for errors.
+func (s *Store) ListPoints(ctx context.Context) ([]PointHeader, error) {
+	return ListPoints(ctx, s.objects)
+}
+
+// RemovePoint deletes a point object. The packs it used stay until
+// RemovePack; see UnusedPacks.
+func (s *Store) RemovePoint(ctx context.Context, id ID) error {
+	if err := s.objects.Remove(ctx, PointName(id)); err != nil {
+		return fmt.Errorf("remove point %s: %w", id, err)
+	}
+	return nil
+}
+
+// Packs returns every pack the store has committed.
+func (s *Store) Packs(ctx context.Context) ([]PackRef, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []PackRef
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketPacks).ForEach(func(k, v []byte) error {
+			rec, err := decodePackRecord(v)
+			if err != nil {
+				return err
+			}
+			out = append(out, PackRef{Pack: ID(k), Size: rec.Size, Index: rec.Index, IndexSize: rec.IndexSize})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list packs of store %s: %w", s.dir, err)
+	}
+	return out, nil
+}
+
+// UnusedPacks returns the committed packs that no point in the store
+// references. It refuses to answer when any point cannot be read (a
+// damaged point must not get its packs deleted). Call it only when no
+// backup is running on this Store: a backup's packs are unreferenced until
+// its SavePoint.
+func (s *Store) UnusedPacks(ctx context.Context) ([]PackRef, error) {
+	points, err := s.ListPoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("unused packs: %w", err)
+	}
+	used := map[ID]bool{}
+	for _, p := range points {
+		for _, r := range p.Packs {
+			used[r.Pack] = true
+		}
+	}
+	all, err := s.Packs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []PackRef
+	for _, r := range all {
+		if !used[r.Pack] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// RemovePack forgets a pack in the dedup index, then deletes the pack and
+// its index object. That order means a crash in between leaves only
+// unreferenced objects, never an index entry for a missing pack.
+func (s *Store) RemovePack(ctx context.Context, pack ID) error {
+	var rec packRecord
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketPacks).Get(pack[:])
+		if v == nil {
+			return fmt.Errorf("pack %s is not in the store", pack)
+		}
+		var err error
+		if rec, err = decodePackRecord(v); err != nil {
+			return err
+		}
+		blobs := tx.Bucket(bucketBlobs)
+		keys := tx.Bucket(bucketPackBlobs).Get(pack[:])
+		for i := 0; i+33 <= len(keys); i += 33 {
+			k := keys[i : i+33]
+			if v := blobs.Get(k); v != nil {
+				if loc, err := decodeLocation(v); err == nil && loc.Pack == pack {
+					if err := blobs.Delete(k); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err := tx.Bucket(bucketPackBlobs).Delete(pack[:]); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPacks).Delete(pack[:])
+	})
+	if err != nil {
+		return fmt.Errorf("remove pack %s: %w", pack, err)
+	}
+	for _, name := range []string{PackName(pack), IndexName(rec.Index)} {
+		if err := s.objects.Remove(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("remove pack %s: %w", pack, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,312 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/tapeless/tapeless/storage"
+)
+
+// ErrBlobNotFound is wrapped when no index of the backend lists a blob.
+var ErrBlobNotFound = errors.New("blob not found in any index")
+
+// Reader reads points and blobs from any backend holding the object layout
+// (a store's objects or a vault). It needs the full Keys (the private key
+// unwraps data keys). Safe for concurrent use; Close it when done.
+//
+// Finding blobs: a Reader made by NewReader loads the backend's index
+// objects (decrypting each with the private key) into a temporary bbolt
+// file under os.TempDir the first time a blob is not found, and again for
+// index objects written since; memory stays bounded whatever the number
+// of blobs. A Reader made by Store.Reader uses the store's own dedup index
+// instead and never loads index objects.
+type Reader struct {
+	b storage.Backend
+	k *Keys
+
+	store *Store // when set, look blobs up in its dedup index
+
+	mu        sync.Mutex
+	tmpDir    string
+	db        *bbolt.DB
+	loaded    map[string]bool  // index object names already loaded
+	indexErrs map[string]error // index objects that failed to load
+	packKeys  map[ID]packKey
+}
+
+type packKey struct {
+	version int
+	key     [32]byte
+}
+
+// NewReader returns a Reader over b that opens objects with k.
+func NewReader(b storage.Backend, k *Keys) *Reader {
+	return &Reader{b: b, k: k, loaded: map[string]bool{}, indexErrs: map[string]error{}, packKeys: map[ID]packKey{}}
+}
+
+// Reader returns a Reader over the store's objects that finds blobs through
+// the store's dedup index.
+func (s *Store) Reader(k *Keys) *Reader {
+	r := NewReader(s.objects, k)
+	r.store = s
+	return r
+}
+
+// Close removes the Reader's temporary index, if any.
+func (r *Reader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var err error
+	if r.db != nil {
+		err = r.db.Close()
+		r.db = nil
+	}
+	if r.tmpDir != "" {
+		if rerr := os.RemoveAll(r.tmpDir); err == nil {
+			err = rerr
+		}
+		r.tmpDir = ""
+	}
+	return err
+}
+
+// LoadPoint reads and opens a point object: the object is checked against
+// its name, then authenticated with the private key (clear header
+// included), and its sealed Tree filled in.
+func (r *Reader) LoadPoint(ctx context.Context, id ID) (PointHeader, error) {
+	name := PointName(id)
+	data, err := loadObject(ctx, r.b, name, id)
+	if err != nil {
+		return PointHeader{}, fmt.Errorf("load point %s: %w", id, err)
+	}
+	h, err := openPoint(r.k, data)
+	if err != nil {
+		return PointHeader{}, fmt.Errorf("point object %s: %w", name, err)
+	}
+	h.ID = id
+	return h, nil
+}
+
+// PackOf returns the pack holding blob (t, id).
+func (r *Reader) PackOf(ctx context.Context, t BlobType, id ID) (ID, error) {
+	loc, err := r.find(ctx, t, id)
+	return loc.Pack, err
+}
+
+// LoadBlob returns the plaintext of blob (t, id): it finds the blob's pack,
+// unwraps the pack's data key with the private key, reads just the blob's
+// bytes, authenticates and decrypts them (the AEAD binds format version,
+// type and ID, so a swapped or retyped blob fails), decompresses, and
+// checks that the content hashes to id. Errors name the pack object.
+func (r *Reader) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, error) {
+	loc, err := r.find(ctx, t, id)
+	if err != nil {
+		return nil, err
+	}
+	name := PackName(loc.Pack)
+	pk, err := r.packKey(ctx, loc.Pack)
+	if err != nil {
+		return nil, err
+	}
+	var sealed []byte
+	err = r.b.Load(ctx, name, int64(loc.Offset), int64(loc.Length), func(rd io.Reader) error {
+		sealed = make([]byte, loc.Length)
+		n, err := io.ReadFull(rd, sealed)
+		sealed = sealed[:n]
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil // reported below as a short blob
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: read %s blob %s: %w", name, t, id, err)
+	}
+	if len(sealed) != int(loc.Length) {
+		return nil, fmt.Errorf("pack %s: %s blob %s: %w: pack is truncated (%d of %d bytes at offset %d)",
+			name, t, id, ErrAuthentication, len(sealed), loc.Length, loc.Offset)
+	}
+	e := packEntry{Type: t, ID: id, Offset: loc.Offset, Length: loc.Length, RawLen: loc.RawLen}
+	data, err := openBlob(&pk.key, &r.k.ChunkKey, pk.version, e, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", name, err)
+	}
+	return data, nil
+}
+
+// packKey returns the data key of a pack, reading its header once.
+func (r *Reader) packKey(ctx context.Context, pack ID) (packKey, error) {
+	r.mu.Lock()
+	pk, ok := r.packKeys[pack]
+	r.mu.Unlock()
+	if ok {
+		return pk, nil
+	}
+	name := PackName(pack)
+	var header []byte
+	err := r.b.Load(ctx, name, 0, int64(packHeaderLen), func(rd io.Reader) error {
+		var err error
+		header, err = io.ReadAll(rd)
+		return err
+	})
+	if err != nil {
+		return pk, fmt.Errorf("pack %s: read header: %w", name, err)
+	}
+	v, dk, err := packDataKey(r.k, header)
+	if err != nil {
+		return pk, fmt.Errorf("pack %s: %w", name, err)
+	}
+	pk = packKey{version: v, key: dk}
+	r.mu.Lock()
+	r.packKeys[pack] = pk
+	r.mu.Unlock()
+	return pk, nil
+}
+
+// find locates a blob, loading new index objects when it is not known.
+func (r *Reader) find(ctx context.Context, t BlobType, id ID) (location, error) {
+	k := makeBlobKey(t, id)
+	if r.store != nil {
+		loc, ok, err := r.store.lookup(k)
+		if err != nil {
+			return loc, fmt.Errorf("%s blob %s: %w", t, id, err)
+		}
+		if !ok {
+			return loc, fmt.Errorf("%s blob %s: %w of store %s", t, id, ErrBlobNotFound, r.store.dir)
+		}
+		return loc, nil
+	}
+	if loc, ok, err := r.lookupTemp(k); err != nil || ok {
+		return loc, err
+	}
+	if err := r.loadIndexes(ctx); err != nil {
+		return location{}, err
+	}
+	loc, ok, err := r.lookupTemp(k)
+	if err != nil || ok {
+		return loc, err
+	}
+	err = fmt.Errorf("%s blob %s: %w of %s", t, id, ErrBlobNotFound, r.b.Location())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.indexErrs) > 0 {
+		names := make([]string, 0, len(r.indexErrs))
+		for n := range r.indexErrs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		errs := []error{err}
+		for _, n := range names {
+			errs = append(errs, fmt.Errorf("unreadable %w", r.indexErrs[n]))
+		}
+		err = errors.Join(errs...)
+	}
+	return location{}, err
+}
+
+func (r *Reader) lookupTemp(k blobKey) (location, bool, error) {
+	r.mu.Lock()
+	db := r.db
+	r.mu.Unlock()
+	if db == nil {
+		return location{}, false, nil
+	}
+	var loc location
+	var ok bool
+	err := db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketBlobs).Get(k[:])
+		if v == nil {
+			return nil
+		}
+		var err error
+		loc, err = decodeLocation(v)
+		ok = err == nil
+		return err
+	})
+	return loc, ok, err
+}
+
+// loadIndexes reads every index object not loaded yet into the temporary
+// index. An index object that fails (missing, tampered, other key) is
+// remembered and named when a blob is then not found.
+func (r *Reader) loadIndexes(ctx context.Context) error {
+	var names []string
+	err := r.b.List(ctx, IndexPrefix, func(i storage.Info) error {
+		names = append(names, i.Name)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list index objects in %s: %w", r.b.Location(), err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.db == nil {
+		dir, err := os.MkdirTemp("", "tapeless-reader-")
+		if err != nil {
+			return fmt.Errorf("reader index: %w", err)
+		}
+		db, err := bbolt.Open(filepath.Join(dir, "index.db"), 0o600, &bbolt.Options{NoSync: true, NoFreelistSync: true, NoGrowSync: true})
+		if err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("reader index: %w", err)
+		}
+		if err := db.Update(func(tx *bbolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists(bucketBlobs)
+			return err
+		}); err != nil {
+			db.Close()
+			os.RemoveAll(dir)
+			return fmt.Errorf("reader index: %w", err)
+		}
+		r.db, r.tmpDir = db, dir
+	}
+	for _, name := range names {
+		if r.loaded[name] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.loaded[name] = true
+		id, err := idFromName(name)
+		if err != nil {
+			r.indexErrs[name] = fmt.Errorf("index object %s: bad name: %w", name, err)
+			continue
+		}
+		data, err := loadObject(ctx, r.b, name, id)
+		if err != nil {
+			r.indexErrs[name] = fmt.Errorf("index object %s: %w", name, err)
+			continue
+		}
+		h, es, err := openIndex(r.k, data)
+		if err != nil {
+			r.indexErrs[name] = fmt.Errorf("index object %s: %w", name, err)
+			continue
+		}
+		err = r.db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bucketBlobs)
+			for _, e := range es {
+				k := makeBlobKey(e.Type, e.ID)
+				if b.Get(k[:]) != nil {
+					continue
+				}
+				loc := location{Pack: h.Pack, Offset: e.Offset, Length: e.Length, RawLen: e.RawLen}
+				if err := b.Put(k[:], loc.encode()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("reader index: %w", err)
+		}
+	}
+	return nil
+}
