@@ -514,11 +514,13 @@ func (s *S3) AbortIncompleteUploads(ctx context.Context, olderThan time.Duration
 	cutoff := time.Now().Add(-olderThan)
 	type upload struct{ key, id string }
 	var old []upload
-	for u := range s.client.ListIncompleteUploads(lctx, s.u.Bucket, s.prefix, true) {
+	// List the whole bucket and filter here: MinIO lists uploads only for
+	// an exact object name or for no prefix at all.
+	for u := range s.client.ListIncompleteUploads(lctx, s.u.Bucket, "", true) {
 		if u.Err != nil {
 			return 0, s.translate("list incomplete uploads", "", u.Err)
 		}
-		if u.Initiated.Before(cutoff) {
+		if strings.HasPrefix(u.Key, s.prefix) && u.Initiated.Before(cutoff) {
 			old = append(old, upload{u.Key, u.UploadID})
 		}
 	}
@@ -565,6 +567,11 @@ func (s *S3) translate(op, name string, err error) error {
 	}
 	var er minio.ErrorResponse
 	if errors.As(err, &er) {
+		// MinIO refuses a locked delete as InvalidRequest or AccessDenied
+		// with this text; AWS uses AccessDenied.
+		if strings.Contains(er.Message, "WORM") || er.Code == "ObjectLocked" {
+			return &edgeError{msg: fmt.Sprintf("%s at %s: object is under retention: %s", what, s.Location(), oneLine(er.Message)), errs: []error{ErrLocked, err}}
+		}
 		switch er.Code {
 		case "NoSuchKey", "NoSuchVersion":
 			return fmt.Errorf("%s: %w", what, ErrNotFound)
@@ -572,14 +579,7 @@ func (s *S3) translate(op, name string, err error) error {
 			return s.noBucket(err)
 		case "PreconditionFailed":
 			return fmt.Errorf("%s: %w", what, ErrExists)
-		case "ObjectLocked", "InvalidRetentionDate":
-			return &edgeError{msg: fmt.Sprintf("%s at %s: %s", what, s.Location(), oneLine(er.Message)), errs: []error{ErrLocked, err}}
-		case "AccessDenied":
-			if strings.Contains(er.Message, "WORM") || strings.Contains(strings.ToLower(er.Message), "retention") {
-				return &edgeError{msg: fmt.Sprintf("%s at %s: object is under retention: %s", what, s.Location(), oneLine(er.Message)), errs: []error{ErrLocked, err}}
-			}
-			fallthrough
-		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "AccessDeniedException":
+		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "AccessDeniedException":
 			return &edgeError{
 				msg: fmt.Sprintf("S3 rejected the access keys for %s (%s): check the access key and secret key in the vault credentials or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and that they may use bucket %q",
 					s.Location(), er.Code, s.u.Bucket),
