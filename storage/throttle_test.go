@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	_ "time/tzdata" // a fixed zone database for the DST test
 )
 
 func TestParseThrottle(t *testing.T) {
@@ -255,6 +256,33 @@ func TestNextChange(t *testing.T) {
 		}
 		if c.s.inWork(got) == c.s.inWork(c.t) {
 			t.Errorf("%s: work hours do not change at NextChange %s", c.name, got)
+		}
+	}
+}
+
+func TestNextChangeAcrossDST(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin") // embedded by time/tzdata if the system lacks it
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ParseThrottle("work=Mon-Sun 08:00-18:00 1MiB/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = s.In(berlin)
+	for _, c := range []struct {
+		from time.Time
+		gap  time.Duration // real time to the next 08:00 wall-clock start
+	}{
+		{time.Date(2026, 3, 28, 18, 0, 0, 0, berlin), 13 * time.Hour},  // clocks go forward overnight
+		{time.Date(2026, 10, 24, 18, 0, 0, 0, berlin), 15 * time.Hour}, // clocks go back overnight
+	} {
+		got := s.NextChange(c.from)
+		if got.Sub(c.from) != c.gap || got.In(berlin).Hour() != 8 {
+			t.Errorf("NextChange(%s) = %s, want 08:00 local, %v later", c.from, got.In(berlin), c.gap)
+		}
+		if _, unlim := s.RateAt(got); unlim {
+			t.Errorf("RateAt(%s) is unlimited, want work hours", got.In(berlin))
 		}
 	}
 }
