@@ -74,7 +74,10 @@ func (f *File) Save(ctx context.Context, name string, r io.Reader, size int64) (
 	}
 	// Refuse early so a duplicate does not cost a full copy; the link below
 	// is what actually guarantees write-once.
-	if _, err := os.Lstat(p); err == nil {
+	if st, err := os.Lstat(p); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("save %s in %s: the name is a directory holding other objects", name, f.Location())
+		}
 		return fmt.Errorf("save %s: %w", name, ErrExists)
 	}
 	dir := filepath.Dir(p)

@@ -134,7 +134,10 @@ func (s *S3) putOptions() minio.PutObjectOptions {
 	return o
 }
 
-// Save uploads size bytes from r under name unless name exists.
+// Save uploads size bytes from r under name unless name exists. When a
+// network failure hides the answer to a PUT that did land, minio-go's retry
+// gets ErrExists for our own object; with content-derived names that is
+// the right outcome.
 func (s *S3) Save(ctx context.Context, name string, r io.Reader, size int64) error {
 	key, err := s.key(name)
 	if err != nil {
@@ -268,13 +271,15 @@ func (s *S3) putMultipart(ctx context.Context, name, key string, r io.Reader, si
 		}
 		parts[res.part.PartNumber-1] = res.part
 	}
+	// A failed part cancels pctx, which makes the source read fail too:
+	// report the cause, not the echo.
 	switch {
-	case readErr != nil:
-		return readErr
 	case ctx.Err() != nil:
 		return fmt.Errorf("save %s: %w", name, ctx.Err())
 	case partErr != nil:
 		return s.translate("save", name, partErr)
+	case readErr != nil:
+		return readErr
 	}
 	sum := FormatChecksum(full.Sum(nil))
 	copts := minio.PutObjectOptions{UserMetadata: map[string]string{hdrChecksum: sum, hdrChecksumType: "FULL_OBJECT"}}

@@ -376,3 +376,24 @@ func TestS3Proxy(t *testing.T) {
 		t.Errorf("Open with a socks5 proxy = nil error, want a refusal")
 	}
 }
+
+// TestS3StatChecksum: S3 keeps the same full-object checksum whether the
+// object went up in one PUT or in parts, so Confirm needs no read-back.
+func TestS3StatChecksum(t *testing.T) {
+	ctx := context.Background()
+	b := openMinIO(t, "primary")
+	for _, size := range []int64{0, 1000, 16 << 20, 16<<20 + 1, 50 << 20} {
+		name := fmt.Sprintf("sum-%d", size)
+		_, want, _ := storage.ChecksumOf(storagetest.Data(5, size))
+		if err := b.Save(ctx, name, storagetest.Data(5, size), size); err != nil {
+			t.Fatal(err)
+		}
+		info, err := b.Stat(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Checksum != want {
+			t.Errorf("Stat(%d-byte object).Checksum = %q, want %q", size, info.Checksum, want)
+		}
+	}
+}
