@@ -124,7 +124,7 @@ func createPassphraseFile(path string, p []byte) error {
 
 // passphraseWarning is printed whenever tapeless generates a passphrase.
 const passphraseWarning = `WARNING: the encryption passphrase was written to %s.
-Keep a copy of it somewhere safe, away from this server. tapeless stores it
-nowhere else. Without it NO archived data can ever be recovered: a lost
-passphrase means the data is lost.
+Keep a copy of it somewhere safe, away from this server: tapeless stores it
+nowhere else, and without it the archived data cannot be recovered. A lost
+passphrase means lost data.
 `

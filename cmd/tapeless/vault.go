@@ -337,8 +337,11 @@ func newVaultListCmd(g *globalOptions) *cobra.Command {
 }
 
 func immutableText(days int) string {
-	if days <= 0 {
+	switch {
+	case days <= 0:
 		return "no"
+	case days == 1:
+		return "1 day"
 	}
 	return fmt.Sprintf("%d days", days)
 }
