@@ -804,9 +804,10 @@ func (s *Store) UnusedPacks(ctx context.Context) ([]PackRef, error) {
 	return out, nil
 }
 
-// RemovePack forgets a pack in the dedup index, then deletes the pack and
-// its index object. That order means a crash in between leaves only
-// unreferenced objects, never an index entry for a missing pack.
+// RemovePack forgets a pack in the dedup index, then deletes its index
+// object and the pack. That order means a crash in between leaves only an
+// unreferenced pack, never a dedup entry or an index object for a missing
+// pack.
 func (s *Store) RemovePack(ctx context.Context, pack ID) error {
 	var rec packRecord
 	err := s.db.Update(func(tx *bbolt.Tx) error {
@@ -838,7 +839,7 @@ func (s *Store) RemovePack(ctx context.Context, pack ID) error {
 	if err != nil {
 		return fmt.Errorf("remove pack %s: %w", pack, err)
 	}
-	for _, name := range []string{PackName(pack), IndexName(rec.Index)} {
+	for _, name := range []string{IndexName(rec.Index), PackName(pack)} {
 		if err := s.objects.Remove(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("remove pack %s: %w", pack, err)
 		}
