@@ -270,6 +270,18 @@ func (f *File) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
+// Check reports whether the root is still a usable directory.
+func (f *File) Check(ctx context.Context) error {
+	st, err := os.Stat(f.root)
+	if err != nil {
+		return fmt.Errorf("%s: %w: check the path and that the disk is mounted", f.Location(), err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s: not a directory", f.Location())
+	}
+	return nil
+}
+
 // Close does nothing; a File holds no resources between calls.
 func (f *File) Close() error { return nil }
 

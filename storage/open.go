@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -192,3 +193,20 @@ func Open(ctx context.Context, rawURL string, o Options) (Backend, error) {
 		return NewS3(ctx, u, o)
 	}
 }
+
+// Check makes one cheap call to the backend behind b so that a command can
+// refuse early with one clear line: for S3 a request on the bucket (missing
+// bucket, wrong keys, unreachable endpoint), for a file backend a look at
+// its directory.
+func Check(ctx context.Context, b Backend) error {
+	if c, ok := Innermost(b).(interface{ Check(context.Context) error }); ok {
+		return c.Check(ctx)
+	}
+	err := b.List(ctx, "", func(Info) error { return errCheckStop })
+	if errors.Is(err, errCheckStop) {
+		return nil
+	}
+	return err
+}
+
+var errCheckStop = errors.New("stop listing")

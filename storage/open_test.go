@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -133,4 +134,25 @@ func TestPrefixedConformance(t *testing.T) {
 		}
 		return storage.Prefixed(b, "accounts/vault-1")
 	})
+}
+
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := storage.Open(ctx, "file://"+dir+"/vault", storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.Check(ctx, storage.Prefixed(b, "x")); err != nil {
+		t.Errorf("Check(file) = %v", err)
+	}
+	if err := os.RemoveAll(dir + "/vault"); err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.Check(ctx, b); err == nil || !strings.Contains(err.Error(), b.Location()) {
+		t.Errorf("Check(removed directory) = %v, want an error naming %s", err, b.Location())
+	}
+	if err := storage.Check(ctx, storage.NewFault(b)); err == nil {
+		t.Errorf("Check through Fault = nil, want the file backend's error")
+	}
 }
