@@ -98,7 +98,7 @@ func (f *File) Save(ctx context.Context, name string, r io.Reader, size int64) (
 		}
 	}()
 
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, max(min(size, 1<<20), 512))
 	// writerOnly hides os.File.ReadFrom, whose fallback copies in 32 KiB
 	// steps and would not look at ctx.
 	n, err := io.CopyBuffer(writerOnly{tmp}, io.LimitReader(ctxReader{ctx, r}, size), buf)

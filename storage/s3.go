@@ -163,9 +163,16 @@ func (s *S3) getBuf() *[]byte  { return s.bufs.Get().(*[]byte) }
 func (s *S3) putBuf(b *[]byte) { s.bufs.Put(b) }
 
 func (s *S3) putSingle(ctx context.Context, name, key string, r io.Reader, size int64) error {
-	bp := s.getBuf()
-	defer s.putBuf(bp)
-	buf := (*bp)[:size]
+	// Small objects (most index and manifest objects) get their own
+	// buffer instead of tying up a 16 MiB one from the pool.
+	var buf []byte
+	if size < s3PartSize/16 {
+		buf = make([]byte, size)
+	} else {
+		bp := s.getBuf()
+		defer s.putBuf(bp)
+		buf = (*bp)[:size]
+	}
 	if _, err := io.ReadFull(ctxReader{ctx, r}, buf); err != nil {
 		return fmt.Errorf("save %s: read source: %w", name, err)
 	}

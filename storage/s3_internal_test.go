@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 )
 
 // TestS3ConditionalPut proves that MinIO honours If-None-Match: * on both
@@ -56,6 +58,17 @@ func TestS3ConditionalPut(t *testing.T) {
 	_, want, _ := ChecksumOf(io.LimitReader(zeros{}, size))
 	if info.Checksum != want {
 		t.Errorf("stored checksum %s, want the first upload's %s", info.Checksum, want)
+	}
+	// A whole-object GET asks for the stored checksum, so Load can verify.
+	var opts minio.GetObjectOptions
+	opts.Set(hdrChecksumMode, "ENABLED")
+	rc, oi, _, err := s.core.GetObject(ctx, u.Bucket, key, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if oi.ChecksumCRC64NVME != want {
+		t.Errorf("GET reports checksum %q, want %q", oi.ChecksumCRC64NVME, want)
 	}
 	if n, err := s.AbortIncompleteUploads(ctx, 0); err != nil || n != 0 {
 		t.Errorf("AbortIncompleteUploads after a refused completion = %d, %v; want nothing left behind", n, err)
