@@ -175,6 +175,11 @@ func secretsWalkthrough(t *testing.T, purl, surl, accessKey, secretKey string, v
 	if secretKey == "" {
 		t.Fatal("no secret key to search for")
 	}
+	// The search below must be able to see the secret where it is allowed.
+	if !strings.Contains(string(mustRead(t, filepath.Join(work, "creds.VaultCredentials"))), secretKey) ||
+		!strings.Contains(string(mustRead(t, s.config)), secretKey) {
+		t.Fatal("the credentials file and the config should hold the access keys")
+	}
 	roots := append([]string{work, filepath.Dir(s.config)}, vaultDirs...)
 	searched := 0
 	for _, root := range roots {
@@ -236,5 +241,43 @@ func secretsWalkthrough(t *testing.T, purl, surl, accessKey, secretKey string, v
 		if strings.Contains(out, x) {
 			t.Errorf("tapeless printed a secret (%d chars)", len(x))
 		}
+	}
+}
+
+// TestChangePassphraseImmutableVault: on an object-lock vault the old
+// envelope cannot be removed; the change still succeeds and says so.
+func TestChangePassphraseImmutableVault(t *testing.T) {
+	url, o := storagetest.MinIOLock(t, "primary")
+	s := newSession(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", o.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", o.SecretKey)
+	dir := t.TempDir()
+	s.ok("vault", "create", "locked", "--url", url, "--replication", "LRS", "--immutable-days", "1")
+	creds := filepath.Join(dir, "c.VaultCredentials")
+	s.ok("vault", "credentials", "locked", "--url", url, "-o", creds)
+	oldFile := writeFile(t, filepath.Join(dir, "old"), "old-passphrase-for-lock")
+	newFile := writeFile(t, filepath.Join(dir, "new"), "new-passphrase-for-lock")
+	s.ok("register", "--credentials", creds, "--passphrase-file", oldFile, "--store", filepath.Join(dir, "store"))
+	code, _, errOut := s.run("configure", "--change-passphrase", "--passphrase-file", oldFile, "--new-passphrase-file", newFile)
+	if code != exitOK || !strings.Contains(errOut, "could not be removed") || !strings.Contains(errOut, "old passphrase still opens") {
+		t.Fatalf("change on a locked vault: exit %d, stderr %q", code, errOut)
+	}
+	cfg, err := loadConfig(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, seq, err := openVault(t, cfg).LoadKeyEnvelope(context.Background(), cfg.Vault.KeyFingerprint)
+	if err != nil || seq != 2 {
+		t.Fatalf("newest vault envelope %d: %v", seq, err)
+	}
+	if _, err := archive.UnwrapKeys(env, []byte("new-passphrase-for-lock")); err != nil {
+		t.Errorf("newest envelope does not open with the new passphrase: %v", err)
+	}
+	storeEnv, err := loadStoreEnvelope(context.Background(), cfg.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := archive.UnwrapKeys(storeEnv, []byte("old-passphrase-for-lock")); !errors.Is(err, archive.ErrWrongPassphrase) {
+		t.Errorf("store envelope still opens with the old passphrase: %v", err)
 	}
 }
