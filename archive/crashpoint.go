@@ -1,0 +1,83 @@
+package archive
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// CrashPointEnv names the environment variable that arms a crash point for
+// crash-safety tests: "NAME:N" makes the process SIGKILL itself the N-th
+// time it reaches the crash point NAME (N defaults to 1). Nothing else
+// changes; unset, a crash point costs one atomic load.
+const CrashPointEnv = "TAPELESS_CRASHPOINT"
+
+var crash struct {
+	once  sync.Once
+	armed atomic.Bool
+	name  string
+	at    int64
+	hits  atomic.Int64
+}
+
+func armCrashPoint() {
+	v := os.Getenv(CrashPointEnv)
+	if v == "" {
+		return
+	}
+	name, n, _ := strings.Cut(v, ":")
+	at := int64(1)
+	if n != "" {
+		p, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || p < 1 {
+			fmt.Fprintf(os.Stderr, "tapeless: ignoring %s=%q: want NAME:N with N >= 1\n", CrashPointEnv, v)
+			return
+		}
+		at = p
+	}
+	crash.name, crash.at = name, at
+	crash.armed.Store(true)
+}
+
+// crashPoint kills the process with SIGKILL when the armed crash point
+// (see CrashPointEnv) is name and this is its N-th hit. SIGKILL, not a
+// panic or exit: no deferred function, flush or cleanup runs, which is
+// what a power cut or the OOM killer does.
+func crashPoint(name string) {
+	crash.once.Do(armCrashPoint)
+	if !crash.armed.Load() || crash.name != name {
+		return
+	}
+	if crash.hits.Add(1) == crash.at {
+		fmt.Fprintf(os.Stderr, "tapeless: crash point %s:%d reached, killing the process\n", name, crash.at)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+}
+
+// CrashPoints lists the crash points offload and prune pass, for tests
+// that arm each of them.
+var CrashPoints = []string{
+	crashUploading, crashUploadRead, crashCopyPrimary, crashCopyBoth,
+	crashPointPrimary, crashArchived, crashLocalPointRemoved, crashGCPack,
+	crashPruneJournal, crashPrunePointRemoved, crashPruneObjectRemoved,
+}
+
+// Crash point names.
+const (
+	crashUploading          = "offload-uploading"           // catalogue says uploading, nothing sent yet
+	crashUploadRead         = "offload-upload-read"         // every read of an upload's source (mid-transfer)
+	crashCopyPrimary        = "offload-copy-primary"        // an object confirmed on the primary, not yet on the secondary
+	crashCopyBoth           = "offload-copy-done"           // an object confirmed on every copy
+	crashPointPrimary       = "offload-point-primary"       // point object on the primary only
+	crashArchived           = "offload-archived"            // catalogue says archived, local copy still there
+	crashLocalPointRemoved  = "offload-local-point-removed" // local point object gone, packs not yet collected
+	crashGCPack             = "offload-gc-pack"             // after each local pack removed
+	crashPruneJournal       = "prune-journal"               // expiry decided and journaled, nothing deleted
+	crashPrunePointRemoved  = "prune-point-removed"         // after each vault point object removed
+	crashPruneObjectRemoved = "prune-object-removed"        // after each vault pack or index object removed
+)

@@ -1,0 +1,142 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/tapeless/tapeless/storage"
+)
+
+// StagedVault wraps a vault backend for restore: every object read is
+// first downloaded whole into the staging (recovery) folder, checked
+// against its name (the SHA-256 of its bytes), and then served from there,
+// so a restore reads each pack from the vault once however many blobs it
+// needs, and never reads bytes that do not match. Writes are refused.
+// Close removes what was staged.
+type StagedVault struct {
+	remote storage.Backend
+	dir    string
+	local  storage.Backend
+
+	mu       sync.Mutex
+	inflight map[string]*sync.Mutex
+	staged   int64 // bytes downloaded
+}
+
+var _ storage.Backend = (*StagedVault)(nil)
+
+// NewStagedVault stages remote's objects in a fresh folder under staging.
+func NewStagedVault(ctx context.Context, remote storage.Backend, staging string) (*StagedVault, error) {
+	if err := os.MkdirAll(staging, 0o700); err != nil {
+		return nil, fmt.Errorf("staging folder: %w", err)
+	}
+	dir, err := os.MkdirTemp(staging, "restore-")
+	if err != nil {
+		return nil, fmt.Errorf("staging folder: %w", err)
+	}
+	local, err := storage.Open(ctx, "file://"+filepath.ToSlash(dir), storage.Options{})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("staging folder: %w", err)
+	}
+	return &StagedVault{remote: remote, dir: dir, local: local, inflight: map[string]*sync.Mutex{}}, nil
+}
+
+// Dir is the folder this restore stages into.
+func (s *StagedVault) Dir() string { return s.dir }
+
+// StagedBytes is how many bytes were downloaded from the vault.
+func (s *StagedVault) StagedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.staged
+}
+
+// Location names the remote and the staging folder.
+func (s *StagedVault) Location() string {
+	return s.remote.Location() + " (staged in " + s.dir + ")"
+}
+
+// Save is refused: a restore never writes to the vault.
+func (s *StagedVault) Save(context.Context, string, io.Reader, int64) error {
+	return errors.New("staged vault is read-only")
+}
+
+// Remove is refused: a restore never deletes from the vault.
+func (s *StagedVault) Remove(context.Context, string) error {
+	return errors.New("staged vault is read-only")
+}
+
+// Stat asks the remote.
+func (s *StagedVault) Stat(ctx context.Context, name string) (storage.Info, error) {
+	return s.remote.Stat(ctx, name)
+}
+
+// List lists the remote.
+func (s *StagedVault) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	return s.remote.List(ctx, prefix, fn)
+}
+
+// Load stages name (once) and reads the requested range from the staged copy.
+func (s *StagedVault) Load(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error {
+	if err := s.stage(ctx, name); err != nil {
+		return err
+	}
+	return s.local.Load(ctx, name, offset, length, fn)
+}
+
+func (s *StagedVault) stage(ctx context.Context, name string) error {
+	s.mu.Lock()
+	m, ok := s.inflight[name]
+	if !ok {
+		m = &sync.Mutex{}
+		s.inflight[name] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	defer m.Unlock()
+	if _, err := s.local.Stat(ctx, name); err == nil {
+		return nil
+	}
+	id, err := idFromName(name)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", name, err)
+	}
+	info, err := s.remote.Stat(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stage %s: %w", name, err)
+	}
+	err = s.remote.Load(ctx, name, 0, -1, func(r io.Reader) error {
+		// ConfirmSHA256 below checks what landed; the save itself is
+		// atomic, so a failed download leaves nothing staged.
+		return s.local.Save(ctx, name, r, info.Size)
+	})
+	if err != nil {
+		return fmt.Errorf("stage %s from %s: %w", name, s.remote.Location(), err)
+	}
+	if err := storage.ConfirmSHA256(ctx, s.local, name, info.Size, id); err != nil {
+		s.local.Remove(ctx, name)
+		return fmt.Errorf("stage %s: %w: %w", name, ErrAuthentication, err)
+	}
+	s.mu.Lock()
+	s.staged += info.Size
+	s.mu.Unlock()
+	return nil
+}
+
+// Close removes the staged objects and closes the remote.
+func (s *StagedVault) Close() error {
+	err := s.local.Close()
+	if rerr := os.RemoveAll(s.dir); err == nil {
+		err = rerr
+	}
+	if cerr := s.remote.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

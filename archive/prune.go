@@ -1,0 +1,471 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/storage"
+)
+
+// PruneLockTTL is how long prune's vault lock counts as live without a
+// refresh; far above MaxClockSkew.
+const PruneLockTTL = time.Hour
+
+// DefaultOrphanGrace is how old an object no point references must be
+// before prune removes it: younger ones may belong to an offload still
+// running on another server of the vault (it writes a point's packs
+// before the point).
+const DefaultOrphanGrace = 48 * time.Hour
+
+// ErrShortListing is wrapped when prune refuses to delete because the
+// vault listing holds fewer points than the local catalogue says exist.
+var ErrShortListing = errors.New("vault listing is shorter than the local catalogue")
+
+// PruneOptions tunes Prune.
+type PruneOptions struct {
+	Policy retention.Policy
+	Now    func() time.Time
+	Loc    *time.Location
+	DryRun bool
+	// OrphanGrace overrides DefaultOrphanGrace (tests).
+	OrphanGrace time.Duration
+	// ImmutableDays is the vault's object-lock period; a dry run uses it
+	// to tell which deletions would have to wait.
+	ImmutableDays int
+	// MaxClockSkew overrides MaxClockSkew; < 0 turns the check off.
+	MaxClockSkew time.Duration
+	Log          func(string)
+}
+
+// WaitingObject is a vault object prune wants to delete that is under
+// object-lock retention.
+type WaitingObject struct {
+	Name  string    `json:"name"`
+	Until time.Time `json:"until,omitzero"` // estimated end of retention, when known
+}
+
+// PruneResult is what Prune did (or, in a dry run, would do).
+type PruneResult struct {
+	Plan           retention.Plan  `json:"plan"`
+	Expired        []ID            `json:"expired"` // point objects removed
+	ObjectsRemoved int             `json:"objects_removed"`
+	BytesRemoved   int64           `json:"bytes_removed"`
+	Orphans        int             `json:"orphans"` // of ObjectsRemoved: referenced by no point
+	Waiting        []WaitingObject `json:"waiting"`
+	Foreign        int             `json:"foreign_points"` // points of other servers' keys, left alone
+	DryRun         bool            `json:"dry_run"`
+	Duration       time.Duration   `json:"duration_ns"`
+}
+
+// vaultListing is the complete listing of every copy.
+type vaultListing struct {
+	copies []map[string]storage.Info // per copy, by name
+}
+
+func (l vaultListing) union(prefix string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range l.copies {
+		for n := range m {
+			if strings.HasPrefix(n, prefix) && !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func listCopies(ctx context.Context, v VaultTarget) (vaultListing, error) {
+	var l vaultListing
+	for _, b := range v.Copies() {
+		m := map[string]storage.Info{}
+		for _, prefix := range []string{PointsPrefix, PacksPrefix, IndexPrefix} {
+			err := b.List(ctx, prefix, func(i storage.Info) error {
+				m[i.Name] = i
+				return nil
+			})
+			if err != nil {
+				// A listing that failed part-way must never look like
+				// missing objects.
+				return l, fmt.Errorf("list %s at %s: %w", prefix, b.Location(), err)
+			}
+		}
+		l.copies = append(l.copies, m)
+	}
+	return l, nil
+}
+
+// Prune expires the vault points of this store's key that the long-term
+// policy no longer keeps, and removes the vault objects no remaining point
+// (of any server) needs, under the vault lock "prune". It refuses to delete
+// anything when the vault listing lacks a point the local catalogue says
+// is archived, and when the clocks disagree. Objects under object lock are
+// reported as waiting and left. A killed prune is completed by the next
+// one (its decisions are journaled in the store first).
+func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*PruneResult, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.OrphanGrace == 0 {
+		o.OrphanGrace = DefaultOrphanGrace
+	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = MaxClockSkew
+	}
+	if o.Log == nil {
+		o.Log = func(string) {}
+	}
+	start := o.Now()
+	res := &PruneResult{DryRun: o.DryRun, Waiting: []WaitingObject{}}
+	if !o.DryRun {
+		if o.MaxClockSkew > 0 {
+			if err := CheckClockSkew(ctx, v.Copies(), o.Now, o.MaxClockSkew); err != nil {
+				return nil, fmt.Errorf("prune: %w", err)
+			}
+		}
+		lock, err := storage.AcquireLock(ctx, v.Primary, "prune", "prune", PruneLockTTL, o.Now())
+		if err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+		defer lock.Release(context.WithoutCancel(ctx))
+	}
+
+	listing, err := listCopies(ctx, v)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	// Read every point header (clear part, checked against its name) from
+	// a copy that has it.
+	headers := map[string]PointHeader{}
+	for _, name := range listing.union(PointsPrefix) {
+		id, err := idFromName(name)
+		if err != nil {
+			return nil, fmt.Errorf("prune: point object %s: %w", name, err)
+		}
+		var data []byte
+		var lerr error
+		for i, b := range v.Copies() {
+			if _, ok := listing.copies[i][name]; !ok {
+				continue
+			}
+			if data, lerr = loadObject(ctx, b, name, id); lerr == nil {
+				break
+			}
+		}
+		if data == nil {
+			// An unreadable point keeps all its objects: it is never a
+			// reason to delete.
+			return nil, fmt.Errorf("prune: refusing to decide with an unreadable point: %w", lerr)
+		}
+		h, _, err := parsePoint(data)
+		if err != nil {
+			return nil, fmt.Errorf("prune: point object %s: %w", name, err)
+		}
+		h.ID = id
+		headers[name] = h
+	}
+
+	// Never decide from a short listing.
+	cat, err := Catalog(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, e := range cat {
+		if !e.Archived() {
+			continue
+		}
+		name := PointName(e.Point)
+		if _, ok := listing.copies[0][name]; !ok {
+			missing = append(missing, e.Point.String()[:12]+" (primary)")
+		}
+		if e.State == StateArchived && len(listing.copies) > 1 {
+			if _, ok := listing.copies[1][name]; !ok {
+				missing = append(missing, e.Point.String()[:12]+" (secondary)")
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("prune: %w: %d archived points are missing from the listing (%s); refusing to delete anything — check the vault (verify) before pruning",
+			ErrShortListing, len(missing), strings.Join(firstN(missing, 5), ", "))
+	}
+
+	// The plan: this server's points (its key), local ones included so
+	// that vault buckets count the points offload will bring.
+	local, err := s.ListPoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	isLocal := map[ID]bool{}
+	state := map[ID]CatalogState{}
+	for _, e := range cat {
+		state[e.Point] = e.State
+	}
+	var pts []retention.Point
+	for _, h := range local {
+		isLocal[h.ID] = true
+		if _, inVault := headers[PointName(h.ID)]; inVault {
+			continue // added below as Both
+		}
+		pts = append(pts, retention.Point{ID: h.ID.String(), Source: h.Source, Time: h.Time, Tier: retention.Local})
+	}
+	for name, h := range headers {
+		if h.KeyFingerprint != s.pub.Fingerprint {
+			res.Foreign++
+			continue
+		}
+		rp := retention.Point{ID: h.ID.String(), Source: h.Source, Time: h.Time, Tier: retention.Vault}
+		if isLocal[h.ID] {
+			rp.Tier = retention.Both
+		}
+		onAll := true
+		for i := range listing.copies {
+			if _, ok := listing.copies[i][name]; !ok {
+				onAll = false
+			}
+		}
+		if !onAll || state[h.ID] == StatePending {
+			rp.State = retention.ReplicationPending
+		}
+		pts = append(pts, rp)
+	}
+	if res.Plan, err = retention.Apply(pts, o.Policy, o.Now(), o.Loc); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+
+	// Journal: the expired points and every object they reference, so a
+	// killed run still knows what to collect once the points are gone.
+	journal, err := pruneJournal(s)
+	if err != nil {
+		return nil, err
+	}
+	expire := map[string]bool{}
+	for _, d := range res.Plan.ByAction(retention.Expire) {
+		id, err := ParseID(d.Point.ID)
+		if err != nil {
+			return nil, err
+		}
+		name := PointName(id)
+		expire[name] = true
+		journal[name] = true
+		for _, r := range headers[name].Packs {
+			journal[PackName(r.Pack)] = true
+			journal[IndexName(r.Index)] = true
+		}
+	}
+	if !o.DryRun {
+		if err := pruneJournalAdd(s, journal); err != nil {
+			return nil, err
+		}
+		crashPoint(crashPruneJournal)
+	}
+
+	now := o.Now()
+	remove := func(name string, size int64) (bool, error) {
+		if o.DryRun {
+			if until, locked := lockedUntil(listing, name, o.ImmutableDays, now); locked {
+				res.Waiting = append(res.Waiting, WaitingObject{Name: name, Until: until})
+				return false, nil
+			}
+			return true, nil
+		}
+		err := removeEverywhere(ctx, v, name)
+		if errors.Is(err, storage.ErrLocked) {
+			until, _ := lockedUntil(listing, name, o.ImmutableDays, now)
+			res.Waiting = append(res.Waiting, WaitingObject{Name: name, Until: until})
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("prune: %w", err)
+		}
+		return true, nil
+	}
+
+	// Points first (a point must never outlive the objects it needs).
+	gone := map[string]bool{}
+	for _, name := range listing.union(PointsPrefix) {
+		if !expire[name] {
+			continue
+		}
+		ok, err := remove(name, sizeOf(listing, name))
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			continue
+		}
+		gone[name] = true
+		id, _ := idFromName(name)
+		res.Expired = append(res.Expired, id)
+		res.ObjectsRemoved++
+		res.BytesRemoved += sizeOf(listing, name)
+		if !o.DryRun {
+			if e, ok, err := catalogGet(s, id); err == nil && ok {
+				e.State = StateExpired
+				if err := catalogPut(s, e); err != nil {
+					return res, err
+				}
+			}
+			crashPoint(crashPrunePointRemoved)
+		}
+	}
+	// What the remaining points (of every server) need.
+	needed := map[string]bool{}
+	for name, h := range headers {
+		if gone[name] {
+			continue
+		}
+		for _, r := range h.Packs {
+			needed[PackName(r.Pack)] = true
+			needed[IndexName(r.Index)] = true
+		}
+	}
+	// Index objects before their packs: an index must never name a
+	// missing pack.
+	var cands []string
+	for _, prefix := range []string{IndexPrefix, PacksPrefix} {
+		for _, name := range listing.union(prefix) {
+			if needed[name] {
+				continue
+			}
+			if journal[name] {
+				cands = append(cands, name)
+				continue
+			}
+			if age := now.Sub(newestModTime(listing, name)); age >= o.OrphanGrace {
+				cands = append(cands, name)
+				res.Orphans++
+			}
+		}
+	}
+	for _, name := range cands {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		ok, err := remove(name, sizeOf(listing, name))
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			res.ObjectsRemoved++
+			res.BytesRemoved += sizeOf(listing, name)
+			if !o.DryRun {
+				crashPoint(crashPruneObjectRemoved)
+			}
+		}
+	}
+	if !o.DryRun {
+		if err := pruneJournalClear(s); err != nil {
+			return res, err
+		}
+	}
+	res.Duration = o.Now().Sub(start)
+	return res, nil
+}
+
+// removeEverywhere deletes name from every copy, primary first; a copy
+// that already lacks it is fine (a killed prune resumes). Object lock on
+// the primary leaves the secondary alone, so the copies stay alike.
+func removeEverywhere(ctx context.Context, v VaultTarget, name string) error {
+	for _, b := range v.Copies() {
+		if err := b.Remove(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("remove %s from %s: %w", name, b.Location(), err)
+		}
+	}
+	return nil
+}
+
+func sizeOf(l vaultListing, name string) int64 {
+	for _, m := range l.copies {
+		if i, ok := m[name]; ok {
+			return i.Size
+		}
+	}
+	return 0
+}
+
+func newestModTime(l vaultListing, name string) time.Time {
+	var t time.Time
+	for _, m := range l.copies {
+		if i, ok := m[name]; ok && i.ModTime.After(t) {
+			t = i.ModTime
+		}
+	}
+	return t
+}
+
+// lockedUntil estimates when object lock releases name: its write time
+// plus the vault's immutable days.
+func lockedUntil(l vaultListing, name string, days int, now time.Time) (time.Time, bool) {
+	if days <= 0 {
+		return time.Time{}, false
+	}
+	until := newestModTime(l, name).Add(time.Duration(days) * 24 * time.Hour)
+	return until, until.After(now)
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
+	}
+	return s
+}
+
+func pruneJournal(s *Store) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketPrune)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			out[string(k)] = true
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the prune journal: %w", err)
+	}
+	return out, nil
+}
+
+func pruneJournalAdd(s *Store, names map[string]bool) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketPrune)
+		if err != nil {
+			return err
+		}
+		for n := range names {
+			if err := b.Put([]byte(n), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write the prune journal: %w", err)
+	}
+	return nil
+}
+
+func pruneJournalClear(s *Store) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketPrune) == nil {
+			return nil
+		}
+		return tx.DeleteBucket(bucketPrune)
+	})
+	if err != nil {
+		return fmt.Errorf("clear the prune journal: %w", err)
+	}
+	return nil
+}
