@@ -89,7 +89,7 @@ func TestConfigureChangePassphrase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := openVault(t, cfg)
+	v := mustOpenVault(t, cfg)
 	vaultEnv, seq, err := v.LoadKeyEnvelope(context.Background(), cfg.Vault.KeyFingerprint)
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func secretsWalkthrough(t *testing.T, purl, surl, accessKey, secretKey string, v
 	if cfg.Vault.SecretKey != secretKey {
 		t.Errorf("config does not hold the access keys from the credentials file")
 	}
-	v := openVault(t, cfg)
+	v := mustOpenVault(t, cfg)
 	for _, c := range v.Copies() {
 		n := 0
 		err := c.List(context.Background(), "", func(i storage.Info) error {
@@ -266,7 +266,7 @@ func TestChangePassphraseImmutableVault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, seq, err := openVault(t, cfg).LoadKeyEnvelope(context.Background(), cfg.Vault.KeyFingerprint)
+	env, seq, err := mustOpenVault(t, cfg).LoadKeyEnvelope(context.Background(), cfg.Vault.KeyFingerprint)
 	if err != nil || seq != 2 {
 		t.Fatalf("newest vault envelope %d: %v", seq, err)
 	}

@@ -69,7 +69,7 @@ func TestRegisterPassphraseLength(t *testing.T) {
 		t.Errorf("config after register: %+v vault %+v", cfg, cfg.Vault)
 	}
 	// The registration record names server, time and key.
-	v := openVault(t, cfg)
+	v := mustOpenVault(t, cfg)
 	regs, err := v.Registrations(context.Background())
 	if err != nil || len(regs) != 1 || regs[0].Server != "host1" || regs[0].KeyFingerprint != cfg.Vault.KeyFingerprint || regs[0].RegisteredAt.IsZero() {
 		t.Errorf("registrations %+v, %v", regs, err)
@@ -78,7 +78,7 @@ func TestRegisterPassphraseLength(t *testing.T) {
 	s.fails(exitError, "already registered", "register", "--credentials", creds, "--passphrase-file", exact, "--store", filepath.Join(dir, "store2"))
 }
 
-func openVault(t *testing.T, cfg *config) *storage.Vault {
+func mustOpenVault(t *testing.T, cfg *config) *storage.Vault {
 	t.Helper()
 	v, err := openConfiguredVault(context.Background(), cfg)
 	if err != nil {
@@ -118,7 +118,7 @@ func TestRegisterGeneratedPassphrase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, _, err := openVault(t, cfg).LoadKeyEnvelope(context.Background(), cfg.Vault.KeyFingerprint)
+	env, _, err := mustOpenVault(t, cfg).LoadKeyEnvelope(context.Background(), cfg.Vault.KeyFingerprint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestRegisterPassphraseSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env, _, err := openVault(t, cfg).LoadKeyEnvelope(context.Background(), cfg.Vault.KeyFingerprint)
+	env, _, err := mustOpenVault(t, cfg).LoadKeyEnvelope(context.Background(), cfg.Vault.KeyFingerprint)
 	if err != nil {
 		t.Fatal(err)
 	}
