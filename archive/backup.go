@@ -1,0 +1,724 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tapeless/tapeless/storage"
+)
+
+// BackupOptions configures Backup.
+type BackupOptions struct {
+	// Sources are the paths to back up (see Walk for how they are named
+	// inside the point).
+	Sources []string
+	// Name is the data source name the point is filed under; empty means
+	// the absolute source path(s).
+	Name string
+	// Exclude holds patterns as in WalkOptions.Exclude.
+	Exclude []string
+	// ScratchDir is where the scratch-space rule is checked; empty means
+	// the store directory, where the backup writes.
+	ScratchDir string
+	// Workers is the number of files read in parallel (default 2 to 4,
+	// by CPU count).
+	Workers int
+	// Progress, when set, is called about every ProgressEvery and once at
+	// the end, from a single goroutine.
+	Progress      func(BackupProgress)
+	ProgressEvery time.Duration
+	// OnError is told about every entry that is skipped because it cannot
+	// be read; the backup goes on. Returning an error aborts it.
+	OnError func(path string, err error) error
+	// Now is the point's time; zero means time.Now().
+	Now time.Time
+	// NoCache makes the backup read every file even when the file cache
+	// says it is unchanged.
+	NoCache bool
+}
+
+// BackupProgress is a snapshot of a running backup.
+type BackupProgress struct {
+	Files, Dirs int64 // entries done
+	Bytes       int64 // logical bytes of files done (read or unchanged)
+	BytesRead   int64 // bytes actually read from files
+	TotalFiles  int64 // from the size scan before the backup
+	TotalBytes  int64
+	Elapsed     time.Duration
+}
+
+// FileError is one entry the backup skipped or flagged.
+type FileError struct {
+	Path string `json:"path"`
+	Err  string `json:"error"`
+}
+
+// BackupSummary reports what a backup did.
+type BackupSummary struct {
+	Point  ID        `json:"point"`
+	Parent *ID       `json:"parent,omitempty"`
+	Source string    `json:"source"`
+	Time   time.Time `json:"time"`
+
+	Files     int64 `json:"files"`
+	Dirs      int64 `json:"dirs"`
+	Symlinks  int64 `json:"symlinks"`
+	HardLinks int64 `json:"hard_links"` // second and later paths of a group
+	Bytes     int64 `json:"bytes"`      // logical size of all files
+
+	FilesRead      int64 `json:"files_read"`
+	FilesUnchanged int64 `json:"files_unchanged"` // taken from the file cache, not read
+	BytesRead      int64 `json:"bytes_read"`
+	NewChunks      int64 `json:"new_chunks"`
+	NewPlainBytes  int64 `json:"new_plain_bytes"`  // plaintext of chunks not already stored
+	NewStoredBytes int64 `json:"new_stored_bytes"` // what they took in the store
+	TreeBlobs      int   `json:"tree_blobs"`
+
+	// DedupRatio is bytes read per new plaintext byte; CompressionRatio is
+	// new plaintext per new stored byte. 0 when undefined.
+	DedupRatio       float64 `json:"dedup_ratio"`
+	CompressionRatio float64 `json:"compression_ratio"`
+
+	Special  int64       `json:"special_skipped"` // devices, sockets, FIFOs
+	Excluded int64       `json:"excluded"`
+	Changed  []string    `json:"changed_during_read,omitempty"`
+	Errors   []FileError `json:"errors,omitempty"`
+	// ErrorCount counts all skipped entries; Errors keeps the first
+	// maxReportedErrors of them.
+	ErrorCount int64         `json:"error_count"`
+	Duration   time.Duration `json:"duration_ns"`
+}
+
+// Partial reports whether something was skipped or stored with a warning,
+// which the command line turns into exit code 3.
+func (s *BackupSummary) Partial() bool { return s.ErrorCount > 0 || len(s.Changed) > 0 }
+
+const maxReportedErrors = 1000
+
+// changeRetries is how often a file that changes while being read is read
+// again before it is stored marked as changed.
+const changeRetries = 2
+
+// Backup makes a recovery point of o.Sources in s. Files whose size, mtime,
+// ctime and inode match the file cache are not read again. Unreadable
+// entries are reported through o.OnError, skipped and counted; the point
+// is still made. Nothing is written before the source size limit and the
+// scratch-space rule have been checked.
+func Backup(ctx context.Context, s *Store, o BackupOptions) (*BackupSummary, error) {
+	start := time.Now()
+	now := o.Now
+	if now.IsZero() {
+		now = start
+	}
+	name := o.Name
+	if name == "" {
+		var abs []string
+		for _, src := range o.Sources {
+			a, err := filepath.Abs(src)
+			if err != nil {
+				return nil, fmt.Errorf("backup: %w", err)
+			}
+			abs = append(abs, a)
+		}
+		name = strings.Join(abs, ",")
+	}
+
+	// Size scan: the limits must hold before anything is written, and the
+	// totals give the progress bar its ETA.
+	totalFiles, totalBytes, err := scanSize(ctx, o.Sources, o.Exclude)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", name, err)
+	}
+	if err := storage.CheckSourceSize(name, totalBytes); err != nil {
+		return nil, err
+	}
+	scratch := o.ScratchDir
+	if scratch == "" {
+		scratch = s.Dir()
+	}
+	if err := storage.CheckScratch(scratch, totalBytes); err != nil {
+		var se *storage.ScratchSpaceError
+		if errors.As(err, &se) && o.ScratchDir == "" {
+			se.Hint = "free space in the store or move it"
+		}
+		return nil, err
+	}
+
+	var parent *ID
+	// The parent is informational: a point that cannot be read (named in
+	// the error) must not stop new backups, so the error is ignored.
+	points, _ := s.ListPoints(ctx)
+	for i := range points {
+		p := &points[i]
+		if p.Source == name && (parent == nil || p.Time.After(pointTime(points, *parent))) {
+			id := p.ID
+			parent = &id
+		}
+	}
+
+	var cache *fileCache
+	if !o.NoCache {
+		cache, err = newFileCache(s.DB(), name, uint64(now.UnixNano()))
+		if err != nil {
+			return nil, err
+		}
+	}
+	b := &backupRun{
+		ctx:   ctx,
+		s:     s,
+		o:     o,
+		cache: cache,
+		refs:  s.NewRefs(),
+		sum:   &BackupSummary{Source: name, Time: now, Parent: parent},
+	}
+	b.progress.TotalFiles, b.progress.TotalBytes = totalFiles, totalBytes
+	stopProgress := b.startProgress(start)
+	treeIDs, err := b.run()
+	stopProgress()
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", name, err)
+	}
+	if err := b.refs.AddAll(ctx, BlobTree, treeIDs); err != nil {
+		return nil, fmt.Errorf("backup %s: %w", name, err)
+	}
+	host, _ := os.Hostname()
+	sum := b.sum
+	h := PointHeader{
+		Source: name,
+		Time:   now,
+		Host:   host,
+		Files:  sum.Files,
+		Bytes:  sum.Bytes,
+		Tree:   treeIDs,
+		Parent: parent,
+		Refs:   b.refs,
+	}
+	id, err := s.SavePoint(ctx, h)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", name, err)
+	}
+	sum.Point = id
+	if cache != nil {
+		// Only after the point is saved: a failed backup leaves the old
+		// entries, which stay valid because they are checked against the
+		// index before use.
+		if err := cache.sweep(); err != nil {
+			return nil, fmt.Errorf("backup %s: %w", name, err)
+		}
+	}
+	sum.TreeBlobs = len(treeIDs)
+	if sum.NewPlainBytes > 0 {
+		sum.DedupRatio = float64(sum.BytesRead) / float64(sum.NewPlainBytes)
+	}
+	if sum.NewStoredBytes > 0 {
+		sum.CompressionRatio = float64(sum.NewPlainBytes) / float64(sum.NewStoredBytes)
+	}
+	sum.Duration = time.Since(start)
+	return sum, nil
+}
+
+func pointTime(points []PointHeader, id ID) time.Time {
+	for _, p := range points {
+		if p.ID == id {
+			return p.Time
+		}
+	}
+	return time.Time{}
+}
+
+// scanSize counts the files and logical bytes under sources.
+func scanSize(ctx context.Context, sources, exclude []string) (files, bytes int64, err error) {
+	_, err = Walk(ctx, sources, WalkOptions{Exclude: exclude, NoXattrs: true}, func(e *Entry) error {
+		if e.Type == TypeFile && e.LinkTo == "" {
+			files++
+			bytes += e.Size
+		}
+		return nil
+	})
+	return files, bytes, err
+}
+
+// backupRun is the state of one Backup call.
+type backupRun struct {
+	ctx   context.Context
+	s     *Store
+	o     BackupOptions
+	cache *fileCache
+	refs  *Refs
+
+	mu  sync.Mutex // guards sum
+	sum *BackupSummary
+
+	progress BackupProgress // totals only; counters below
+	files    atomic.Int64
+	dirs     atomic.Int64
+	bytes    atomic.Int64
+	read     atomic.Int64
+}
+
+func (b *backupRun) snapshot(start time.Time) BackupProgress {
+	p := b.progress
+	p.Files, p.Dirs = b.files.Load(), b.dirs.Load()
+	p.Bytes, p.BytesRead = b.bytes.Load(), b.read.Load()
+	p.Elapsed = time.Since(start)
+	return p
+}
+
+// startProgress reports progress periodically until the returned function
+// is called, which sends a final report.
+func (b *backupRun) startProgress(start time.Time) func() {
+	if b.o.Progress == nil {
+		return func() {}
+	}
+	every := b.o.ProgressEvery
+	if every <= 0 {
+		every = 200 * time.Millisecond
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				b.o.Progress(b.snapshot(start))
+			case <-done:
+				b.o.Progress(b.snapshot(start))
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// addError records a skipped entry and asks OnError whether to go on.
+func (b *backupRun) addError(path string, err error) error {
+	b.mu.Lock()
+	b.sum.ErrorCount++
+	if len(b.sum.Errors) < maxReportedErrors {
+		b.sum.Errors = append(b.sum.Errors, FileError{Path: path, Err: err.Error()})
+	}
+	b.mu.Unlock()
+	if b.o.OnError != nil {
+		return b.o.OnError(path, err)
+	}
+	return nil
+}
+
+// item is one walked entry on its way to the manifest, in walk order.
+type item struct {
+	e    *Entry
+	node *Node
+	done chan struct{} // closed when node (or err) is final
+	err  error         // the entry is skipped
+}
+
+// run walks, reads and writes the manifest; it returns the tree blob IDs.
+func (b *backupRun) run() ([]ID, error) {
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+
+	workers := b.o.Workers
+	if workers <= 0 {
+		workers = min(max(runtime.GOMAXPROCS(0), 2), 4)
+	}
+	order := make(chan *item, 4096)
+	work := make(chan *item, workers*2)
+
+	var walkErr error
+	var walkStats WalkStats
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(order)
+		defer close(work)
+		walkStats, walkErr = Walk(ctx, b.o.Sources, WalkOptions{
+			Exclude: b.o.Exclude,
+			OnError: b.addError,
+		}, func(e *Entry) error {
+			it := &item{e: e, node: nodeFromEntry(e), done: make(chan struct{})}
+			needsRead := false
+			if e.Type == TypeFile && e.LinkTo == "" {
+				needsRead = !b.fromCache(ctx, it)
+			}
+			select {
+			case order <- it:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if !needsRead {
+				close(it.done)
+				return nil
+			}
+			select {
+			case work <- it:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return nil
+		})
+	}()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				it.err = b.readFile(ctx, it)
+				close(it.done)
+			}
+		}()
+	}
+
+	treeIDs, err := b.writeManifest(ctx, order)
+	if err != nil {
+		cancel()
+	}
+	for range order { // drain so the walker can finish
+	}
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if walkErr != nil {
+		return nil, walkErr
+	}
+	b.sum.Special, b.sum.Excluded = walkStats.Special, walkStats.Excluded
+	return treeIDs, nil
+}
+
+// nodeFromEntry copies the metadata of a walked entry into a manifest node.
+func nodeFromEntry(e *Entry) *Node {
+	n := &Node{
+		Path:   e.Path,
+		Type:   e.Type,
+		Perm:   e.Perm,
+		UID:    e.UID,
+		GID:    e.GID,
+		User:   e.User,
+		Group:  e.Group,
+		Mtime:  e.Mtime,
+		Target: e.Target,
+		LinkTo: e.LinkTo,
+		Xattrs: e.Xattrs,
+	}
+	if e.Type == TypeFile && e.LinkTo == "" {
+		n.Size = e.Size
+		if e.Nlink > 1 {
+			n.Nlink = e.Nlink
+		}
+	}
+	return n
+}
+
+// fromCache fills the node's content from the file cache when the file is
+// unchanged and every chunk is still in the store.
+func (b *backupRun) fromCache(ctx context.Context, it *item) bool {
+	if b.cache == nil {
+		return false
+	}
+	c := b.cache.get(it.e.OSPath)
+	if c == nil || !c.matches(it.e) {
+		return false
+	}
+	for _, id := range c.Chunks {
+		ok, err := b.s.Has(ctx, id)
+		if err != nil || !ok {
+			return false
+		}
+	}
+	it.node.Extents = c.extents()
+	it.node.Chunks = c.Chunks
+	it.node.SHA256 = c.SHA256
+	b.bytes.Add(it.e.Size)
+	b.mu.Lock()
+	b.sum.FilesUnchanged++
+	b.mu.Unlock()
+	return true
+}
+
+// writeManifest consumes items in walk order, waits for each to be final,
+// and streams the manifest into tree blobs.
+func (b *backupRun) writeManifest(ctx context.Context, order <-chan *item) ([]ID, error) {
+	tw := newTreeWriter(ctx, b.s)
+	mw, err := NewManifestWriter(tw)
+	if err != nil {
+		tw.abort(err)
+		return nil, err
+	}
+	failed := map[string]bool{} // paths skipped, so their hard links are too
+	for it := range order {
+		select {
+		case <-it.done:
+		case <-ctx.Done():
+			tw.abort(ctx.Err())
+			return nil, ctx.Err()
+		}
+		e, n := it.e, it.node
+		if it.err == nil && n.LinkTo != "" && failed[n.LinkTo] {
+			it.err = fmt.Errorf("hard link to %s, which was skipped", n.LinkTo)
+		}
+		if it.err != nil {
+			failed[e.Path] = true
+			if e.Type == TypeFile && n.LinkTo == "" {
+				b.bytes.Add(e.Size)
+			}
+			if err := b.addError(e.OSPath, it.err); err != nil {
+				tw.abort(err)
+				return nil, err
+			}
+			continue
+		}
+		if err := mw.Write(n); err != nil {
+			tw.abort(err)
+			return nil, err
+		}
+		if len(n.Chunks) > 0 {
+			if err := b.refs.AddAll(ctx, BlobData, n.Chunks); err != nil {
+				tw.abort(err)
+				return nil, err
+			}
+		}
+		switch {
+		case e.Type == TypeDir:
+			b.sum.Dirs++
+			b.dirs.Add(1)
+		case e.Type == TypeSymlink:
+			b.sum.Symlinks++
+		case n.LinkTo != "":
+			b.sum.HardLinks++
+		default:
+			b.sum.Files++
+			b.sum.Bytes += n.Size
+			b.files.Add(1)
+			if n.Changed {
+				b.mu.Lock()
+				b.sum.Changed = append(b.sum.Changed, e.OSPath)
+				b.mu.Unlock()
+			} else if b.cache != nil {
+				if err := b.cache.put(e.OSPath, newCacheEntry(e, n)); err != nil {
+					tw.abort(err)
+					return nil, err
+				}
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		tw.abort(err)
+		return nil, err
+	}
+	if err := mw.Close(); err != nil {
+		tw.abort(err)
+		return nil, err
+	}
+	return tw.close()
+}
+
+// Test seams: openForBackup opens files to read, testHookAfterRead runs
+// between reading a file and checking that it did not change.
+var (
+	openForBackup     = openNoFollow
+	testHookAfterRead func(path string)
+)
+
+// openNoFollow opens a regular file for reading without following a
+// symlink and, when permitted, without updating its atime.
+func openNoFollow(p string) (*os.File, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	if errors.Is(err, unix.EPERM) {
+		fd, err = unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// fileIdentity is what must not move while a file is read.
+type fileIdentity struct {
+	size, mtime, ctime int64
+	ino                uint64
+}
+
+func fstatIdentity(f *os.File) (fileIdentity, bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fileIdentity{}, false, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
+	}
+	return fileIdentity{st.Size, st.Mtim.Nano(), st.Ctim.Nano(), st.Ino}, st.Mode&unix.S_IFMT == unix.S_IFREG, nil
+}
+
+// readFile reads and stores one file's content, retrying a file that changes
+// while being read; one that never settles is stored marked Changed.
+func (b *backupRun) readFile(ctx context.Context, it *item) error {
+	for attempt := 0; ; attempt++ {
+		changed, err := b.readOnce(ctx, it)
+		if err != nil || !changed {
+			return err
+		}
+		if attempt == changeRetries {
+			it.node.Changed = true
+			return nil
+		}
+	}
+}
+
+// readOnce reads the file once; changed reports that its identity moved
+// between the open and the end of the read.
+func (b *backupRun) readOnce(ctx context.Context, it *item) (changed bool, err error) {
+	e, n := it.e, it.node
+	f, err := openForBackup(e.OSPath)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	before, regular, err := fstatIdentity(f)
+	if err != nil {
+		return false, err
+	}
+	if !regular {
+		return false, fmt.Errorf("%s is no longer a regular file", e.OSPath)
+	}
+	// Metadata follows what is actually read, not the earlier lstat.
+	e.Size, e.Mtime, e.Ctime, e.Ino = before.size, before.mtime, before.ctime, before.ino
+	n.Size, n.Mtime = before.size, before.mtime
+
+	var extents []Extent
+	if e.Sparse() || (before.size > 0 && e.Blocks == 0) {
+		if extents, err = DataExtents(f, before.size); err != nil {
+			return false, err
+		}
+		if len(extents) == 1 && extents[0] == (Extent{0, before.size}) {
+			extents = nil
+		} else if extents == nil {
+			extents = []Extent{}
+		}
+	}
+	want := before.size
+	if extents != nil {
+		want = 0
+		for _, x := range extents {
+			want += x.Length
+		}
+	}
+	h := sha256.New()
+	cr := &countingReader{r: dataStream(f, extents, before.size), h: h, progress: &b.read, total: &b.bytes}
+	chunks, err := b.storeChunks(ctx, cr)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", e.OSPath, err)
+	}
+	if testHookAfterRead != nil {
+		testHookAfterRead(e.OSPath)
+	}
+	after, _, err := fstatIdentity(f)
+	if err != nil {
+		return false, err
+	}
+	changed = after != before || cr.n != want
+	if cr.n != want {
+		// The file shrank under us: record what was actually read so the
+		// node stays self-consistent.
+		extents = clipExtents(extents, before.size, cr.n)
+		if extents == nil {
+			n.Size = cr.n
+		}
+	}
+	n.Extents, n.Chunks, n.SHA256 = extents, chunks, h.Sum(nil)
+	b.mu.Lock()
+	b.sum.FilesRead++
+	b.sum.BytesRead += cr.n
+	b.mu.Unlock()
+	return changed, nil
+}
+
+// dataStream returns the concatenated data extents of f.
+func dataStream(f *os.File, extents []Extent, size int64) io.Reader {
+	if extents == nil {
+		return io.LimitReader(f, size)
+	}
+	rs := make([]io.Reader, 0, len(extents))
+	for _, x := range extents {
+		rs = append(rs, io.NewSectionReader(f, x.Offset, x.Length))
+	}
+	return io.MultiReader(rs...)
+}
+
+// clipExtents keeps the first n bytes of the data stream described by
+// extents (nil: all of size).
+func clipExtents(extents []Extent, size, n int64) []Extent {
+	if extents == nil {
+		return nil
+	}
+	out := []Extent{}
+	for _, x := range extents {
+		if n <= 0 {
+			break
+		}
+		l := min(x.Length, n)
+		out = append(out, Extent{x.Offset, l})
+		n -= l
+	}
+	_ = size
+	return out
+}
+
+// countingReader hashes and counts what passes through it.
+type countingReader struct {
+	r        io.Reader
+	h        hash.Hash
+	n        int64
+	progress *atomic.Int64
+	total    *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.h.Write(p[:n])
+		c.n += int64(n)
+		c.progress.Add(int64(n))
+		c.total.Add(int64(n))
+	}
+	return n, err
+}
+
+// storeChunks cuts r into content-defined chunks and stores each as a data
+// blob, returning their IDs in order.
+func (b *backupRun) storeChunks(ctx context.Context, r io.Reader) ([]ID, error) {
+	var ids []ID
+	err := forEachChunk(r, func(chunk []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		id, stored, err := b.s.AddBlob(ctx, BlobData, chunk)
+		if err != nil {
+			return err
+		}
+		if stored > 0 {
+			b.mu.Lock()
+			b.sum.NewChunks++
+			b.sum.NewPlainBytes += int64(len(chunk))
+			b.sum.NewStoredBytes += stored
+			b.mu.Unlock()
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	return ids, err
+}

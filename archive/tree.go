@@ -1,0 +1,120 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// treeWriter is the io.Writer a manifest is written to: it cuts the stream
+// with the content-defined chunker into tree blobs, so an unchanged stretch
+// of a tree yields the same blobs as last time and is stored once.
+type treeWriter struct {
+	pw   *io.PipeWriter
+	done chan struct{}
+	ids  []ID
+	err  error
+}
+
+func newTreeWriter(ctx context.Context, s *Store) *treeWriter {
+	pr, pw := io.Pipe()
+	t := &treeWriter{pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		err := forEachChunk(pr, func(chunk []byte) error {
+			id, _, err := s.AddBlob(ctx, BlobTree, chunk)
+			if err != nil {
+				return fmt.Errorf("store tree blob: %w", err)
+			}
+			t.ids = append(t.ids, id)
+			return nil
+		})
+		t.err = err
+		pr.CloseWithError(err) // unblocks a writer when storing failed
+	}()
+	return t
+}
+
+func (t *treeWriter) Write(p []byte) (int, error) { return t.pw.Write(p) }
+
+// abort stops the writer after a failure elsewhere.
+func (t *treeWriter) abort(err error) {
+	t.pw.CloseWithError(err)
+	<-t.done
+}
+
+// close ends the stream and returns the tree blob IDs in order.
+func (t *treeWriter) close() ([]ID, error) {
+	t.pw.Close()
+	<-t.done
+	if t.err != nil {
+		return nil, t.err
+	}
+	return t.ids, nil
+}
+
+// treeReader reads a point's manifest stream by loading its tree blobs one
+// at a time, so memory stays bounded by one blob whatever the tree size.
+type treeReader struct {
+	ctx context.Context
+	r   *Reader
+	ids []ID
+	cur []byte
+}
+
+func newTreeReader(ctx context.Context, r *Reader, ids []ID) *treeReader {
+	return &treeReader{ctx: ctx, r: r, ids: ids}
+}
+
+func (t *treeReader) Read(p []byte) (int, error) {
+	for len(t.cur) == 0 {
+		if len(t.ids) == 0 {
+			return 0, io.EOF
+		}
+		b, err := t.r.LoadBlob(t.ctx, BlobTree, t.ids[0])
+		if err != nil {
+			return 0, fmt.Errorf("load tree blob %s: %w", t.ids[0], err)
+		}
+		t.cur, t.ids = b, t.ids[1:]
+	}
+	n := copy(p, t.cur)
+	t.cur = t.cur[n:]
+	return n, nil
+}
+
+// OpenManifest returns a reader over the manifest of the point with the
+// given tree blob IDs.
+func OpenManifest(ctx context.Context, r *Reader, tree []ID) (*ManifestReader, error) {
+	return NewManifestReader(newTreeReader(ctx, r, tree))
+}
+
+// chunkerBufs recycles chunker buffers: a backup of many files would
+// otherwise allocate one 8 MiB buffer per file.
+var chunkerBufs = sync.Pool{New: func() any { b := make([]byte, chunkerBufSize); return &b }}
+
+// chunkBufs recycles the buffers chunks are copied into.
+var chunkBufs = sync.Pool{New: func() any { b := make([]byte, 0, ChunkMax); return &b }}
+
+// forEachChunk cuts r into content-defined chunks and calls fn with each;
+// the slice is valid only during the call.
+func forEachChunk(r io.Reader, fn func([]byte) error) error {
+	buf := chunkerBufs.Get().(*[]byte)
+	defer chunkerBufs.Put(buf)
+	c := &Chunker{r: r, buf: *buf}
+	out := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(out)
+	for {
+		chunk, err := c.Next(*out)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		*out = chunk[:0]
+		if err := fn(chunk); err != nil {
+			return err
+		}
+	}
+}
