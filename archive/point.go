@@ -193,7 +193,9 @@ func openPoint(k *Keys, b []byte) (PointHeader, error) {
 		return h, err
 	}
 	var s pointSealed
-	if err := json.Unmarshal(plain, &s); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.DisallowUnknownFields() // additions are a new format version
+	if err := dec.Decode(&s); err != nil {
 		return h, fmt.Errorf("point body: %w", err)
 	}
 	h.Tree = s.Tree
