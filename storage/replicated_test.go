@@ -77,6 +77,8 @@ func contentName(data []byte) string {
 	return "packs/" + hex.EncodeToString(s[:1]) + "/" + hex.EncodeToString(s[:])
 }
 
+func sha256Of(data []byte) [32]byte { return sha256.Sum256(data) }
+
 // hashFromName is the WithContentHash function for contentName names.
 func hashFromName(name string) ([32]byte, bool) {
 	var sum [32]byte
