@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -176,4 +177,17 @@ func PendingReplication(entries []CatalogEntry) PendingSummary {
 		}
 	}
 	return p
+}
+
+// CatalogAt reads the local catalogue of the store in dir without taking
+// the store lock (read-only, waiting up to two seconds for a writer to
+// finish a transaction), for status output while another process may be
+// at work.
+func CatalogAt(ctx context.Context, dir string) ([]CatalogEntry, error) {
+	db, err := bbolt.Open(filepath.Join(dir, storeDBFile), 0o600, &bbolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("read the offload catalogue of %s: %w", dir, err)
+	}
+	defer db.Close()
+	return Catalog(ctx, &Store{dir: dir, db: db})
 }

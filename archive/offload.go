@@ -22,6 +22,17 @@ type VaultTarget struct {
 	Name      string
 	Primary   storage.Backend
 	Secondary storage.Backend // the GRS copy; nil for LRS
+	// Raw are the copies without throttling or other wrappers that hide
+	// the S3 backend, for the server clock and incomplete uploads; nil
+	// means Copies().
+	Raw []storage.Backend
+}
+
+func (v VaultTarget) raw() []storage.Backend {
+	if v.Raw != nil {
+		return v.Raw
+	}
+	return v.Copies()
 }
 
 // Copies returns the copies the replication setting demands, primary first.
@@ -314,15 +325,15 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 	start := o.Now()
 	res := &OffloadResult{}
 	if o.MaxClockSkew > 0 {
-		if err := CheckClockSkew(ctx, v.Copies(), o.Now, o.MaxClockSkew); err != nil {
+		if err := CheckClockSkew(ctx, v.raw(), o.Now, o.MaxClockSkew); err != nil {
 			return nil, fmt.Errorf("offload: %w", err)
 		}
 	}
-	for _, b := range v.Copies() {
+	for i, b := range v.raw() {
 		if a, ok := storage.Innermost(b).(uploadAborter); ok {
 			n, err := a.AbortIncompleteUploads(ctx, o.AbortUploadsOlderThan)
 			if err != nil {
-				if b == v.Secondary {
+				if i > 0 {
 					o.Log(fmt.Sprintf("could not abort incomplete uploads at %s: %v", b.Location(), err))
 					continue
 				}
@@ -523,6 +534,7 @@ func (f *offloader) point(ctx context.Context, h PointHeader, deleteLocal bool) 
 	// on the secondary only once the secondary has everything too, so no
 	// copy ever shows a point it cannot restore.
 	var pend bool
+	delete(pending, last.name)
 	if len(pending) == 0 {
 		pend, err = f.place(ctx, last)
 	} else {

@@ -112,8 +112,13 @@ func (s *StagedVault) stage(ctx context.Context, name string) error {
 		return fmt.Errorf("stage %s: %w", name, err)
 	}
 	err = s.remote.Load(ctx, name, 0, -1, func(r io.Reader) error {
-		// ConfirmSHA256 below checks what landed; the save itself is
-		// atomic, so a failed download leaves nothing staged.
+		// A GRS read calls this again for the secondary copy when the
+		// primary's bytes turn out not to match their name, possibly
+		// after they were staged: start clean each time. ConfirmSHA256
+		// below checks what finally landed.
+		if err := s.local.Remove(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
 		return s.local.Save(ctx, name, r, info.Size)
 	})
 	if err != nil {

@@ -1,0 +1,477 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/storagetest"
+)
+
+const offloadTestPassphrase = "offload test passphrase, long enough"
+
+// offloadStore makes an open store with cheap KDF parameters.
+func offloadStore(t *testing.T) (*Store, *Keys) {
+	t.Helper()
+	t.Cleanup(SetKDFForTesting(KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}))
+	ctx := context.Background()
+	k, err := GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := WrapKeys(k, []byte(offloadTestPassphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "store")
+	if err := InitStore(ctx, dir, k.PublicKeys, env); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenStore(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetPackSize(256 << 10) // several packs per point
+	t.Cleanup(func() { s.Close() })
+	return s, k
+}
+
+// writeTree fills dir with files derived from seed; a later seed changes
+// some files and adds others, so consecutive points share most packs.
+func writeTree(t *testing.T, dir string, seed uint64) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 7))
+	for i := range 12 {
+		p := filepath.Join(dir, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%02d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == int(seed%4) || seed == 0 {
+			b := make([]byte, 20<<10+r.IntN(200<<10))
+			for j := range b {
+				b[j] = byte(r.Uint32())
+			}
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("new-%d.txt", seed)), []byte(strings.Repeat("tapeless ", int(seed)+3)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fileContents maps every regular file under dir to its content.
+func fileContents(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		m[rel] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+type backedUp struct {
+	id    ID
+	files map[string]string
+}
+
+// backupSeries makes n points of one source, a day apart, ending yesterday.
+func backupSeries(t *testing.T, s *Store, n int, now time.Time) []backedUp {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	var out []backedUp
+	for i := range n {
+		writeTree(t, src, uint64(i))
+		sum, err := Backup(context.Background(), s, BackupOptions{Sources: []string{src}, Name: "data",
+			Now: now.Add(-time.Duration(n-i) * 24 * time.Hour)})
+		if err != nil {
+			t.Fatalf("Backup: %v", err)
+		}
+		out = append(out, backedUp{sum.Point, fileContents(t, src)})
+	}
+	return out
+}
+
+// fileVault returns a GRS target over two file:// folders.
+func fileVault(t *testing.T) (VaultTarget, [2]*storage.Fault) {
+	t.Helper()
+	var f [2]*storage.Fault
+	for i := range f {
+		b, err := storage.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f[i] = storage.NewFault(b)
+	}
+	return VaultTarget{Name: "test", Primary: f[0], Secondary: f[1]}, f
+}
+
+// minioVault returns a GRS target over both test MinIO servers.
+func minioVault(t *testing.T) VaultTarget {
+	t.Helper()
+	var bs [2]storage.Backend
+	for i, which := range []string{"primary", "secondary"} {
+		u, o := storagetest.MinIO(t, which)
+		b, err := storage.Open(context.Background(), u, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		bs[i] = b
+	}
+	return VaultTarget{Name: "test", Primary: bs[0], Secondary: bs[1]}
+}
+
+func offloadAll(t *testing.T, s *Store, v VaultTarget, now time.Time, o OffloadOptions) *OffloadResult {
+	t.Helper()
+	plan, err := PlanOffload(context.Background(), s, retention.Policy{}, now, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Now == nil {
+		o.Now = func() time.Time { return now }
+	}
+	res, err := Offload(context.Background(), s, v, plan, o)
+	if err != nil {
+		t.Fatalf("Offload: %v", err)
+	}
+	return res
+}
+
+// restoreFrom restores point id from b (through a staging folder) and
+// compares it with want.
+func restoreFrom(t *testing.T, b storage.Backend, k *Keys, id ID, want map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := NewStagedVault(ctx, b, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := NewReader(st, k)
+	defer r.Close()
+	target := t.TempDir()
+	if _, err := Restore(ctx, r, id, RestoreOptions{Target: target}); err != nil {
+		t.Fatalf("Restore %s: %v", id, err)
+	}
+	got := fileContents(t, target)
+	if len(got) != len(want) {
+		t.Errorf("restored %d files, want %d", len(got), len(want))
+	}
+	for p, c := range want {
+		if got[p] != c {
+			t.Errorf("restored %s differs (%d bytes, want %d)", p, len(got[p]), len(c))
+		}
+	}
+	if st.StagedBytes() == 0 {
+		t.Error("nothing was staged in the staging folder")
+	}
+}
+
+// checkComplete fails unless every object point id needs is on b.
+func checkComplete(t *testing.T, b storage.Backend, id ID) {
+	t.Helper()
+	ctx := context.Background()
+	h, err := ListPoints(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range h {
+		if p.ID != id {
+			continue
+		}
+		for _, r := range p.Packs {
+			for _, n := range []string{PackName(r.Pack), IndexName(r.Index)} {
+				if _, err := b.Stat(ctx, n); err != nil {
+					t.Errorf("point %s at %s: %v", id, b.Location(), err)
+				}
+			}
+		}
+		return
+	}
+	t.Errorf("point %s is not at %s", id, b.Location())
+}
+
+func localPointIDs(t *testing.T, s *Store) []ID {
+	t.Helper()
+	ps, err := s.ListPoints(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []ID
+	for _, p := range ps {
+		out = append(out, p.ID)
+	}
+	return out
+}
+
+func testOffloadRoundTrip(t *testing.T, v VaultTarget) {
+	s, k := offloadStore(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 3, now)
+	res := offloadAll(t, s, v, now, OffloadOptions{})
+	if len(res.Archived) != 3 || len(res.Pending) != 0 {
+		t.Fatalf("Offload archived %d, pending %d; want 3, 0", len(res.Archived), len(res.Pending))
+	}
+	if ids := localPointIDs(t, s); len(ids) != 0 {
+		t.Errorf("store still holds %d points after offloading all", len(ids))
+	}
+	if packs, _ := s.Packs(context.Background()); len(packs) != 0 {
+		t.Errorf("store still holds %d packs no local point needs", len(packs))
+	}
+	for _, b := range v.Copies() {
+		for _, p := range pts {
+			checkComplete(t, b, p.id)
+		}
+		st, err := Verify(context.Background(), b, k, true, 0, func(p VerifyProblem) { t.Errorf("verify %s: %v", b.Location(), p) })
+		if err != nil || st.Points != 3 {
+			t.Errorf("Verify %s: %d points, %v", b.Location(), st.Points, err)
+		}
+	}
+	cat, err := Catalog(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range cat {
+		if e.State != StateArchived || e.Local {
+			t.Errorf("catalogue: point %s is %s (local %v), want archived and not local", e.Point, e.State, e.Local)
+		}
+	}
+	// A second run finds nothing to do and sends nothing.
+	again := offloadAll(t, s, v, now, OffloadOptions{})
+	if again.ObjectsUploaded != 0 || len(again.Archived) != 0 {
+		t.Errorf("second offload uploaded %d objects, archived %d; want 0, 0", again.ObjectsUploaded, len(again.Archived))
+	}
+	for _, p := range pts {
+		restoreFrom(t, storage.Replicated(v.Primary, v.Secondary), k, p.id, p.files)
+	}
+}
+
+func TestOffloadRoundTripFile(t *testing.T) {
+	v, _ := fileVault(t)
+	testOffloadRoundTrip(t, v)
+}
+
+func TestOffloadRoundTripMinIO(t *testing.T) {
+	testOffloadRoundTrip(t, minioVault(t))
+}
+
+func TestOffloadKeepsYoungAndSharedPacks(t *testing.T) {
+	s, k := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 3, now)
+	plan, err := PlanOffload(context.Background(), s, retention.Policy{Local: retention.LocalPolicy{KeepLast: 1}}, now, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(plan.Offloads()); got != 2 {
+		t.Fatalf("plan offloads %d points, want 2", got)
+	}
+	if _, err := Offload(context.Background(), s, v, plan, OffloadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ids := localPointIDs(t, s); len(ids) != 1 || ids[0] != pts[2].id {
+		t.Fatalf("local points %v, want only the newest %s", ids, pts[2].id)
+	}
+	// The newest point still restores from local disk: the packs it
+	// shares with offloaded points were kept.
+	target := t.TempDir()
+	r := s.Reader(k)
+	defer r.Close()
+	if _, err := Restore(context.Background(), r, pts[2].id, RestoreOptions{Target: target}); err != nil {
+		t.Fatalf("local restore after offload: %v", err)
+	}
+	if got := fileContents(t, target); len(got) != len(pts[2].files) {
+		t.Errorf("local restore has %d files, want %d", len(got), len(pts[2].files))
+	}
+}
+
+func testSecondaryDown(t *testing.T, v VaultTarget, down, up func()) {
+	s, k := offloadStore(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 2, now)
+	down()
+	res := offloadAll(t, s, v, now, OffloadOptions{})
+	if len(res.Pending) != 2 || len(res.Archived) != 0 {
+		t.Fatalf("with the secondary down: archived %d, pending %d; want 0, 2", len(res.Archived), len(res.Pending))
+	}
+	if res.PendingReplication.Objects == 0 || res.PendingReplication.Bytes == 0 || res.PendingReplication.Oldest.IsZero() {
+		t.Errorf("pending summary %+v, want objects, bytes and oldest", res.PendingReplication)
+	}
+	if ids := localPointIDs(t, s); len(ids) != 2 {
+		t.Fatalf("with replication pending, %d local points remain, want 2 (local copies kept)", len(ids))
+	}
+	for _, p := range pts {
+		checkComplete(t, v.Primary, p.id)
+	}
+	cat, _ := Catalog(context.Background(), s)
+	for _, e := range cat {
+		if e.State != StatePending {
+			t.Errorf("catalogue: %s is %s, want %s", e.Point, e.State, StatePending)
+		}
+	}
+	up()
+	res = offloadAll(t, s, v, now, OffloadOptions{})
+	if len(res.Archived) != 2 || len(res.CaughtUp) != 2 || res.PendingReplication.Objects != 0 {
+		t.Fatalf("after the secondary returned: archived %d, caught up %d, pending %+v; want 2, 2, none",
+			len(res.Archived), len(res.CaughtUp), res.PendingReplication)
+	}
+	if ids := localPointIDs(t, s); len(ids) != 0 {
+		t.Errorf("after catching up, %d local points remain", len(ids))
+	}
+	for _, p := range pts {
+		checkComplete(t, v.Secondary, p.id)
+		restoreFrom(t, v.Secondary, k, p.id, p.files)
+	}
+}
+
+func TestOffloadSecondaryDownFile(t *testing.T) {
+	v, f := fileVault(t)
+	testSecondaryDown(t, v, func() { f[1].SetDown(true) }, func() { f[1].SetDown(false) })
+}
+
+func TestOffloadSecondaryDownMinIO(t *testing.T) {
+	v := minioVault(t)
+	f := storage.NewFault(v.Secondary)
+	v.Secondary = f
+	testSecondaryDown(t, v, func() { f.SetDown(true) }, func() { f.SetDown(false) })
+}
+
+func TestRestoreFallsBackToSecondary(t *testing.T) {
+	s, k := offloadStore(t)
+	v, f := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 1, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	for _, tc := range []struct {
+		name  string
+		fault func()
+	}{
+		{"primary down", func() { f[0].SetDown(true) }},
+		{"primary corrupt", func() { f[0].CorruptLoads(40) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f[0].Reset()
+			tc.fault()
+			var mu sync.Mutex
+			var reports []storage.Fallback
+			rb := storage.Replicated(v.Primary, v.Secondary,
+				storage.WithFallbackReport(func(fb storage.Fallback) { mu.Lock(); reports = append(reports, fb); mu.Unlock() }),
+				storage.WithContentHash(func(name string) ([32]byte, bool) {
+					id, err := idFromName(name)
+					return id, err == nil
+				}))
+			restoreFrom(t, rb, k, pts[0].id, pts[0].files)
+			if len(reports) == 0 {
+				t.Error("no fallback to the secondary was reported")
+			}
+			for _, r := range reports {
+				if !r.Served {
+					t.Errorf("fallback not served: %s", r)
+				}
+			}
+		})
+	}
+}
+
+// clockBackend is a real backend whose server clock runs skew ahead.
+type clockBackend struct {
+	storage.Backend
+	skew time.Duration
+}
+
+func (c clockBackend) ServerTime(context.Context) (time.Time, error) {
+	return time.Now().Add(c.skew), nil
+}
+
+func TestOffloadRefusesClockSkew(t *testing.T) {
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	backupSeries(t, s, 1, now)
+	v.Secondary = clockBackend{v.Secondary, 7 * time.Minute}
+	plan, err := PlanOffload(context.Background(), s, retention.Policy{}, now, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Offload(context.Background(), s, v, plan, OffloadOptions{})
+	var ce *ClockSkewError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "7m0s") {
+		t.Fatalf("Offload with a 7-minute skew: %v, want a ClockSkewError naming 7m0s", err)
+	}
+	if n := len(localPointIDs(t, s)); n != 1 {
+		t.Errorf("after a refused offload %d local points, want 1", n)
+	}
+	var objs []string
+	v.Primary.List(context.Background(), "", func(i storage.Info) error { objs = append(objs, i.Name); return nil })
+	if len(objs) != 0 {
+		t.Errorf("a refused offload wrote %v", objs)
+	}
+	_, err = Prune(context.Background(), s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}})
+	if !errors.Is(err, ErrClockSkew) {
+		t.Errorf("Prune with a 7-minute skew: %v, want ErrClockSkew", err)
+	}
+}
+
+func TestPlanOffloadDryRunChangesNothing(t *testing.T) {
+	s, _ := offloadStore(t)
+	now := time.Now()
+	backupSeries(t, s, 2, now)
+	before := objectList(t, s.Objects())
+	plan, err := PlanOffload(context.Background(), s, retention.Policy{Local: retention.LocalPolicy{KeepLast: 1}}, now, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Offloads()) != 1 || plan.Upload == 0 || plan.Objects == 0 {
+		t.Errorf("plan: %d offloads, %d bytes in %d objects", len(plan.Offloads()), plan.Upload, plan.Objects)
+	}
+	for _, d := range plan.Decisions {
+		id, _ := ParseID(d.Point.ID)
+		if plan.Stored[id] == 0 {
+			t.Errorf("no stored size for %s", d.Point.ID)
+		}
+	}
+	if after := objectList(t, s.Objects()); !slices.Equal(before, after) {
+		t.Error("planning changed the store")
+	}
+	if cat, _ := Catalog(context.Background(), s); len(cat) != 0 {
+		t.Errorf("planning wrote %d catalogue entries", len(cat))
+	}
+}
+
+func objectList(t *testing.T, b storage.Backend) []string {
+	t.Helper()
+	var out []string
+	if err := b.List(context.Background(), "", func(i storage.Info) error {
+		out = append(out, fmt.Sprintf("%s %d", i.Name, i.Size))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var _ = bytes.Equal
