@@ -2,10 +2,13 @@ package archive
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
@@ -324,4 +327,50 @@ func packDataKey(k *Keys, header []byte) (int, [32]byte, error) {
 		return 0, dk, fmt.Errorf("pack header: %w", err)
 	}
 	return version, dk, nil
+}
+
+// RawPipeline runs the in-memory part of AddBlob over chunks — chunk ID,
+// compression, sealing — on workers goroutines (GOMAXPROCS when < 1), with
+// no dedup, no pre-write check and no I/O, and returns the sealed bytes. It
+// is the pipeline's ceiling, for benchmarks to compare whole backups with.
+func RawPipeline(ctx context.Context, pub PublicKeys, chunks [][]byte, workers int) (int64, error) {
+	if workers < 1 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	dk, err := newDataKey()
+	if err != nil {
+		return 0, err
+	}
+	var total atomic.Int64
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var plain, sealed []byte
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(chunks) || ctx.Err() != nil {
+					return
+				}
+				id := chunkID(&pub.ChunkKey, chunks[i])
+				plain = compressBlob(plain, chunks[i])
+				var serr error
+				sealed, serr = sealAEADTo(sealed[:0], dk[:], blobAD(CurrentFormat, BlobData, id), plain)
+				if serr != nil {
+					errs <- serr
+					return
+				}
+				total.Add(int64(len(sealed)))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return total.Load(), ctx.Err()
 }
