@@ -98,6 +98,14 @@ func wrapDataKey(recipient [32]byte, dataKey [32]byte, ad []byte) ([]byte, error
 	return out, nil
 }
 
+// sealedToOther reports whether a key block is sealed to a key pair other
+// than k's (another server registered to the same vault): such objects are
+// not damaged, just not ours to open.
+func sealedToOther(k *Keys, block []byte) bool {
+	fp := fingerprintBytes(k.Public)
+	return len(block) >= fingerprintLen && subtle.ConstantTimeCompare(fp[:], block[:fingerprintLen]) != 1
+}
+
 // unwrapDataKey opens a key block made by wrapDataKey with the private key.
 func unwrapDataKey(k *Keys, block, ad []byte) ([32]byte, error) {
 	var dk [32]byte

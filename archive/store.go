@@ -333,7 +333,11 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) PublicKeys() PublicKeys { return s.pub }
 
 // Envelope returns the store's copy of the key envelope (WrapKeys output).
-func (s *Store) Envelope() []byte { return bytes.Clone(s.env) }
+func (s *Store) Envelope() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.env)
+}
 
 // StaleLock returns the holder of a stale lock that OpenStore took over,
 // or nil; worth a warning.

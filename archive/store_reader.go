@@ -35,6 +35,7 @@ type Reader struct {
 	store *Store // when set, look blobs up in its dedup index
 
 	mu        sync.Mutex
+	tmpParent string // where to make tmpDir; "" = os.TempDir
 	tmpDir    string
 	db        *bbolt.DB
 	loaded    map[string]bool  // index object names already loaded
@@ -58,6 +59,14 @@ func (s *Store) Reader(k *Keys) *Reader {
 	r := NewReader(s.objects, k)
 	r.store = s
 	return r
+}
+
+// SetTempDir sets where the temporary index is kept (default os.TempDir),
+// for example the staging folder. Call it before the first LoadBlob.
+func (r *Reader) SetTempDir(dir string) {
+	r.mu.Lock()
+	r.tmpParent = dir
+	r.mu.Unlock()
 }
 
 // Close removes the Reader's temporary index, if any.
@@ -248,7 +257,7 @@ func (r *Reader) loadIndexes(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.db == nil {
-		dir, err := os.MkdirTemp("", "tapeless-reader-")
+		dir, err := os.MkdirTemp(r.tmpParent, "tapeless-reader-")
 		if err != nil {
 			return fmt.Errorf("reader index: %w", err)
 		}
@@ -284,6 +293,9 @@ func (r *Reader) loadIndexes(ctx context.Context) error {
 		if err != nil {
 			r.indexErrs[name] = fmt.Errorf("index object %s: %w", name, err)
 			continue
+		}
+		if len(data) >= indexOffSealed && sealedToOther(r.k, data[indexOffBlock:indexOffSealed]) {
+			continue // another server's key set: its blobs are not ours
 		}
 		h, es, err := openIndex(r.k, data)
 		if err != nil {

@@ -33,6 +33,7 @@ type VerifyStats struct {
 	Blobs        int   // blobs decrypted, decompressed and re-hashed (with a key)
 	BytesRead    int64 // bytes downloaded
 	Unreferenced int   // packs that no point references (garbage, not a problem)
+	Foreign      int   // objects sealed to another key set, checked without decrypting
 	Problems     int   // problems reported
 }
 
@@ -46,7 +47,9 @@ type VerifyStats struct {
 //     size the point recorded; every index object matches its name and its
 //     pack exists with the size it records.
 //   - k != nil: point and index objects are also authenticated and
-//     decrypted (a point sealed to another key is a problem).
+//     decrypted. Objects sealed to another key set (another server
+//     registered to the same vault) get the keyless checks only and are
+//     counted in Foreign, not reported.
 //   - readData: each pack (or a random subsetPct percent of them, at least
 //     one, when 0 < subsetPct < 100) is downloaded and re-hashed against its
 //     name; with k, every blob in it is also decrypted, decompressed and its
@@ -122,7 +125,9 @@ func Verify(ctx context.Context, b storage.Backend, k *Keys, readData bool, subs
 		} else if size != h.PackSize {
 			v.problem(pn, fmt.Errorf("size %d, index object %s recorded %d", size, name, h.PackSize))
 		}
-		if k != nil {
+		if k != nil && sealedToOther(k, data[indexOffBlock:indexOffSealed]) {
+			v.st.Foreign++
+		} else if k != nil {
 			_, es, err := openIndex(k, data)
 			if err != nil {
 				v.problem(name, err)
@@ -210,11 +215,13 @@ func (v *verifier) point(ctx context.Context, name string) (PointHeader, bool) {
 		v.problem(name, err)
 		return PointHeader{}, false
 	}
-	var h PointHeader
-	if v.k != nil {
-		h, err = openPoint(v.k, data)
-	} else {
-		h, _, err = parsePoint(data)
+	h, off, err := parsePoint(data)
+	if err == nil && v.k != nil {
+		if sealedToOther(v.k, data[off:off+keyBlockLen]) {
+			v.st.Foreign++
+		} else {
+			h, err = openPoint(v.k, data)
+		}
 	}
 	if err != nil {
 		v.problem(name, err)
@@ -237,6 +244,10 @@ func (v *verifier) pack(ctx context.Context, name string, entrySums map[ID][32]b
 		return
 	}
 	if v.k == nil {
+		return
+	}
+	if len(data) >= packHeaderLen && sealedToOther(v.k, data[prefixLen:packHeaderLen]) {
+		v.st.Foreign++
 		return
 	}
 	version, dk, err := packDataKey(v.k, data)
