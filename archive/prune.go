@@ -128,7 +128,7 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	res := &PruneResult{DryRun: o.DryRun, Waiting: []WaitingObject{}}
 	if !o.DryRun {
 		if o.MaxClockSkew > 0 {
-			if err := CheckClockSkew(ctx, v.Copies(), o.Now, o.MaxClockSkew); err != nil {
+			if err := CheckClockSkew(ctx, v.raw(), o.Now, o.MaxClockSkew); err != nil {
 				return nil, fmt.Errorf("prune: %w", err)
 			}
 		}

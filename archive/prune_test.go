@@ -1,0 +1,200 @@
+package archive
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/storagetest"
+)
+
+func testPruneExpiresAndCollects(t *testing.T, v VaultTarget) {
+	ctx := context.Background()
+	s, k := offloadStore(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 4, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	policy := retention.Policy{Vault: retention.VaultPolicy{Daily: 2}}
+	clock := func() time.Time { return now }
+
+	before := objectList(t, v.Primary)
+	dry, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: clock, DryRun: true})
+	if err != nil {
+		t.Fatalf("Prune --dry-run: %v", err)
+	}
+	if len(dry.Expired) != 2 || dry.ObjectsRemoved <= 2 {
+		t.Errorf("dry run: %d expired, %d objects; want 2 and more than 2", len(dry.Expired), dry.ObjectsRemoved)
+	}
+	if after := objectList(t, v.Primary); !slices.Equal(before, after) {
+		t.Fatal("a dry run changed the vault")
+	}
+
+	res, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: clock})
+	if err != nil {
+		t.Fatalf("Prune: %v", err)
+	}
+	want := []ID{pts[0].id, pts[1].id}
+	got := slices.Clone(res.Expired)
+	slices.SortFunc(got, func(a, b ID) int { return slices.Compare(a[:], b[:]) })
+	slices.SortFunc(want, func(a, b ID) int { return slices.Compare(a[:], b[:]) })
+	if !slices.Equal(got, want) {
+		t.Errorf("expired %v, want the two oldest %v", got, want)
+	}
+	if res.ObjectsRemoved != dry.ObjectsRemoved {
+		t.Errorf("removed %d objects, the dry run said %d", res.ObjectsRemoved, dry.ObjectsRemoved)
+	}
+	for _, b := range v.Copies() {
+		st, err := Verify(ctx, b, k, false, 0, func(p VerifyProblem) { t.Errorf("verify %s after prune: %v", b.Location(), p) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Points != 2 || st.Unreferenced != 0 {
+			t.Errorf("%s after prune: %d points, %d unreferenced packs; want 2, 0", b.Location(), st.Points, st.Unreferenced)
+		}
+	}
+	for _, p := range pts[2:] {
+		restoreFrom(t, storage.Replicated(v.Primary, v.Secondary), k, p.id, p.files)
+	}
+	cat, _ := Catalog(ctx, s)
+	expired := 0
+	for _, e := range cat {
+		if e.State == StateExpired {
+			expired++
+		}
+	}
+	if expired != 2 {
+		t.Errorf("catalogue has %d expired points, want 2", expired)
+	}
+	// Nothing left to do: a second prune removes nothing.
+	again, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: clock})
+	if err != nil || again.ObjectsRemoved != 0 {
+		t.Errorf("second prune: %d objects removed, %v; want 0, nil", again.ObjectsRemoved, err)
+	}
+}
+
+func TestPruneExpiresAndCollectsFile(t *testing.T) {
+	v, _ := fileVault(t)
+	testPruneExpiresAndCollects(t, v)
+}
+
+func TestPruneExpiresAndCollectsMinIO(t *testing.T) {
+	testPruneExpiresAndCollects(t, minioVault(t))
+}
+
+func TestPruneRefusesShortListing(t *testing.T) {
+	ctx := context.Background()
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 3, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	// The primary loses a point behind tapeless's back (or its listing
+	// comes back short): prune must not take that as "expired".
+	if err := v.Primary.Remove(ctx, PointName(pts[2].id)); err != nil {
+		t.Fatal(err)
+	}
+	before := objectList(t, v.Primary)
+	_, err := Prune(ctx, s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}, Now: func() time.Time { return now }})
+	if !errors.Is(err, ErrShortListing) {
+		t.Fatalf("Prune with a short listing: %v, want ErrShortListing", err)
+	}
+	if after := objectList(t, v.Primary); !slices.Equal(before, after) {
+		t.Error("prune deleted objects despite the short listing")
+	}
+}
+
+func TestPruneNeverExpiresPendingReplication(t *testing.T) {
+	ctx := context.Background()
+	s, _ := offloadStore(t)
+	v, f := fileVault(t)
+	now := time.Now()
+	backupSeries(t, s, 3, now)
+	f[1].SetDown(true)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	f[1].SetDown(false)
+	res, err := Prune(ctx, s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Expired) != 0 || res.ObjectsRemoved != 0 {
+		t.Errorf("prune expired %d points and removed %d objects whose replication is pending", len(res.Expired), res.ObjectsRemoved)
+	}
+}
+
+func TestPruneResumesAfterJournal(t *testing.T) {
+	ctx := context.Background()
+	s, k := offloadStore(t)
+	v, f := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 3, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	policy := retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}
+	// The secondary fails in the middle of the deletions: the journal
+	// keeps what is left to do.
+	f[1].FailNth(storage.OpRemove, 3, storage.ErrUnavailable)
+	if r, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: func() time.Time { return now }}); err == nil {
+		t.Fatalf("Prune with a failing secondary succeeded: %+v, %d removes", r, f[1].Calls(storage.OpRemove))
+	}
+	res, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatalf("second Prune: %v", err)
+	}
+	_ = res
+	for _, b := range v.Copies() {
+		st, err := Verify(ctx, b, k, false, 0, func(p VerifyProblem) { t.Errorf("verify %s: %v", b.Location(), p) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Points != 1 || st.Unreferenced != 0 {
+			t.Errorf("%s: %d points, %d unreferenced packs; want 1, 0", b.Location(), st.Points, st.Unreferenced)
+		}
+	}
+	restoreFrom(t, v.Secondary, k, pts[2].id, pts[2].files)
+}
+
+// TestPruneObjectLockWaits runs against the object-lock buckets of both
+// MinIO servers: expired objects under retention are reported as waiting
+// and MinIO refuses to delete or overwrite them.
+func TestPruneObjectLockWaits(t *testing.T) {
+	ctx := context.Background()
+	var bs [2]storage.Backend
+	for i, which := range []string{"primary", "secondary"} {
+		u, o := storagetest.MinIOLock(t, which)
+		o.ObjectLockDays = 1
+		b, err := storage.Open(ctx, u, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		bs[i] = b
+	}
+	v := VaultTarget{Name: "locked", Primary: bs[0], Secondary: bs[1]}
+	s, _ := offloadStore(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 2, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	before := objectList(t, v.Primary)
+	res, err := Prune(ctx, s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}},
+		Now: func() time.Time { return now }, ImmutableDays: 1})
+	if err != nil {
+		t.Fatalf("Prune on an object-lock vault: %v", err)
+	}
+	if len(res.Expired) != 0 || len(res.Waiting) == 0 {
+		t.Fatalf("expired %d, waiting %d; want 0 expired and the old point waiting", len(res.Expired), len(res.Waiting))
+	}
+	if res.Waiting[0].Name != PointName(pts[0].id) || res.Waiting[0].Until.Before(now) {
+		t.Errorf("waiting %+v, want point %s until about a day from now", res.Waiting[0], pts[0].id)
+	}
+	if after := objectList(t, v.Primary); !slices.Equal(before, after) {
+		t.Error("objects under retention were deleted")
+	}
+	// MinIO itself refuses: neither delete nor overwrite.
+	name := PointName(pts[0].id)
+	if err := bs[0].Remove(ctx, name); !errors.Is(err, storage.ErrLocked) {
+		t.Errorf("Remove of a locked object: %v, want ErrLocked", err)
+	}
+}
