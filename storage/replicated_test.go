@@ -264,14 +264,24 @@ func TestReplicatedResumesAfterCrashBetweenCopies(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name   string
+		minio  bool
+		size   int64
 		reader func([]byte) io.Reader
 	}{
-		{"seekable", func(b []byte) io.Reader { return bytes.NewReader(b) }},
-		{"stream", func(b []byte) io.Reader { return onlyReader{bytes.NewReader(b)} }},
+		{"file seekable", false, 70000, func(b []byte) io.Reader { return bytes.NewReader(b) }},
+		{"file stream", false, 70000, func(b []byte) io.Reader { return onlyReader{bytes.NewReader(b)} }},
+		{"minio seekable", true, 70000, func(b []byte) io.Reader { return bytes.NewReader(b) }},
+		{"minio stream multipart", true, 20 << 20, func(b []byte) io.Reader { return onlyReader{bytes.NewReader(b)} }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g, p, s := newFileGRS(t)
-			data := storagetest.Bytes(11, 70000)
+			var g *grsRig
+			if c.minio {
+				g = newMinIOGRS(t)
+			} else {
+				g, _, _ = newFileGRS(t)
+			}
+			p, s := g.primary.Unwrap(), g.secondary.Unwrap()
+			data := storagetest.Bytes(11, c.size)
 			name := contentName(data)
 			storagetest.MustSave(t, p, name, data) // the killed run got this far
 			if err := g.grs.Save(ctx, name, c.reader(data), int64(len(data))); err != nil {
@@ -291,6 +301,20 @@ func TestReplicatedResumesAfterCrashBetweenCopies(t *testing.T) {
 			mustHold(t, s, name, data)
 		})
 	}
+}
+
+// TestReplicatedPrimaryDownOnSave: the primary is required; without it
+// nothing is written anywhere and the error is not "pending".
+func TestReplicatedPrimaryDownOnSave(t *testing.T) {
+	ctx := context.Background()
+	g, _, s := newFileGRS(t)
+	g.primary.SetDown(true)
+	data := []byte("needs the primary first")
+	err := g.grs.Save(ctx, "packs/p", bytes.NewReader(data), int64(len(data)))
+	if !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrReplicationPending) {
+		t.Fatalf("Save with the primary down = %v, want ErrUnavailable and not pending", err)
+	}
+	mustLack(t, s, "packs/p")
 }
 
 // TestReplicatedNeverOverwrites: a different object under the name on
