@@ -130,7 +130,9 @@ func (r *ReplicatedBackend) Location() string {
 // secondary copy. The bytes for the secondary come from r again when r is
 // an io.Seeker (a local file: no second download), otherwise from the
 // primary copy; either way they are checked against the primary's checksum
-// as they stream, so a mismatch leaves nothing on the secondary.
+// as they stream, so a mismatch leaves nothing on the secondary. With
+// WithContentHash, bytes that do not match their name are refused before
+// anything is stored: a content-named object can never be replaced.
 func (r *ReplicatedBackend) Save(ctx context.Context, name string, rd io.Reader, size int64) error {
 	if err := CheckName(name); err != nil {
 		return err
@@ -142,7 +144,7 @@ func (r *ReplicatedBackend) Save(ctx context.Context, name string, rd io.Reader,
 			seeker, start = s, pos
 		}
 	}
-	p, err := saveCopy(ctx, r.primary, name, rd, size, "", nil)
+	p, err := saveCopy(ctx, r.primary, name, rd, size, "", r.hashOf(name))
 	if err != nil {
 		return fmt.Errorf("save %s to the primary copy: %w", name, err)
 	}
@@ -161,6 +163,17 @@ func (r *ReplicatedBackend) Save(ctx context.Context, name string, rd io.Reader,
 	return nil
 }
 
+// hashOf returns the SHA-256 name's bytes must have, or nil when unknown.
+func (r *ReplicatedBackend) hashOf(name string) *[32]byte {
+	if r.contentHash == nil {
+		return nil
+	}
+	if s, ok := r.contentHash(name); ok {
+		return &s
+	}
+	return nil
+}
+
 // pending wraps a failure to write the secondary copy after the primary
 // copy was confirmed. A conflict is not pending: catching up cannot fix it.
 func (r *ReplicatedBackend) pending(name string, err error) error {
@@ -174,12 +187,7 @@ func (r *ReplicatedBackend) pending(name string, err error) error {
 // checking size, checksum (when known) and content hash (when known) as it
 // goes. An identical object already on the secondary counts as copied.
 func (r *ReplicatedBackend) copyToSecondary(ctx context.Context, name string, size int64, checksum string) error {
-	var sha *[32]byte
-	if r.contentHash != nil {
-		if s, ok := r.contentHash(name); ok {
-			sha = &s
-		}
-	}
+	sha := r.hashOf(name)
 	if checksum != "" {
 		// Skip the download when the secondary already has it.
 		if err := checkCopy(ctx, r.secondary, name, size, checksum); err == nil {
@@ -341,10 +349,8 @@ func (r *ReplicatedBackend) Load(ctx context.Context, name string, offset, lengt
 // rather than the copy's (fn failed while every read succeeded).
 func (r *ReplicatedBackend) loadFrom(ctx context.Context, b Backend, name string, offset, length int64, fn func(io.Reader) error) (own bool, err error) {
 	var sha *[32]byte
-	if r.contentHash != nil && offset == 0 && length < 0 {
-		if s, ok := r.contentHash(name); ok {
-			sha = &s
-		}
+	if offset == 0 && length < 0 {
+		sha = r.hashOf(name)
 	}
 	var fnErr error
 	err = b.Load(ctx, name, offset, length, func(src io.Reader) error {

@@ -525,6 +525,15 @@ func TestReplicatedTamperedPrimary(t *testing.T) {
 			t.Errorf("Load = %v after %d calls and %d fallbacks, want the callback's error, one call, no fallback", err, calls, len(g.reports()))
 		}
 	})
+	t.Run("save refuses bytes that do not match the name", func(t *testing.T) {
+		g, p, s := newFileGRS(t, storage.WithContentHash(hashFromName))
+		err := g.grs.Save(ctx, name, bytes.NewReader(bad), int64(len(bad)))
+		if !errors.Is(err, storage.ErrCorrupt) || errors.Is(err, storage.ErrReplicationPending) {
+			t.Fatalf("Save of bytes that do not match the name = %v, want ErrCorrupt", err)
+		}
+		mustLack(t, p, name)
+		mustLack(t, s, name)
+	})
 	t.Run("replicate refuses", func(t *testing.T) {
 		g, p, s := newFileGRS(t, storage.WithContentHash(hashFromName))
 		storagetest.MustSave(t, p, name, bad) // primary only, already damaged
