@@ -22,10 +22,11 @@ var ErrBlobNotFound = errors.New("blob not found in any index")
 // (a store's objects or a vault). It needs the full Keys (the private key
 // unwraps data keys). Safe for concurrent use; Close it when done.
 //
-// Finding blobs: a Reader made by NewReader loads the backend's index
-// objects (decrypting each with the private key) into a temporary bbolt
-// file under os.TempDir the first time a blob is not found, and again for
-// index objects written since; memory stays bounded whatever the number
+// Finding blobs: a Reader made by NewReader loads index objects
+// (decrypting each with the private key) into a temporary bbolt file under
+// os.TempDir (see SetTempDir) when a blob is not found: first those of the
+// points read with LoadPoint, then, if still not found, every index object
+// of the backend not loaded yet; memory stays bounded whatever the number
 // of blobs. A Reader made by Store.Reader uses the store's own dedup index
 // instead and never loads index objects.
 type Reader struct {
@@ -39,6 +40,7 @@ type Reader struct {
 	tmpDir    string
 	db        *bbolt.DB
 	loaded    map[string]bool  // index object names already loaded
+	wanted    []string         // index objects of loaded points, to load first
 	indexErrs map[string]error // index objects that failed to load
 	packKeys  map[ID]packKey
 }
@@ -101,6 +103,13 @@ func (r *Reader) LoadPoint(ctx context.Context, id ID) (PointHeader, error) {
 		return PointHeader{}, fmt.Errorf("point object %s: %w", name, err)
 	}
 	h.ID = id
+	r.mu.Lock()
+	for _, p := range h.Packs {
+		if name := IndexName(p.Index); !r.loaded[name] {
+			r.wanted = append(r.wanted, name)
+		}
+	}
+	r.mu.Unlock()
 	return h, nil
 }
 
@@ -195,7 +204,21 @@ func (r *Reader) find(ctx context.Context, t BlobType, id ID) (location, error) 
 	if loc, ok, err := r.lookupTemp(k); err != nil || ok {
 		return loc, err
 	}
-	if err := r.loadIndexes(ctx); err != nil {
+	// First the index objects of the points loaded so far (a restore
+	// needs no others), then, if the blob is still unknown, all of them.
+	r.mu.Lock()
+	wanted := r.wanted
+	r.wanted = nil
+	r.mu.Unlock()
+	if len(wanted) > 0 {
+		if err := r.loadIndexes(ctx, wanted); err != nil {
+			return location{}, err
+		}
+		if loc, ok, err := r.lookupTemp(k); err != nil || ok {
+			return loc, err
+		}
+	}
+	if err := r.loadIndexes(ctx, nil); err != nil {
 		return location{}, err
 	}
 	loc, ok, err := r.lookupTemp(k)
@@ -242,83 +265,137 @@ func (r *Reader) lookupTemp(k blobKey) (location, bool, error) {
 	return loc, ok, err
 }
 
-// loadIndexes reads every index object not loaded yet into the temporary
-// index. An index object that fails (missing, tampered, other key) is
-// remembered and named when a blob is then not found.
-func (r *Reader) loadIndexes(ctx context.Context) error {
-	var names []string
-	err := r.b.List(ctx, IndexPrefix, func(i storage.Info) error {
-		names = append(names, i.Name)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("list index objects in %s: %w", r.b.Location(), err)
+// loadIndexes reads the index objects named (or, for nil, every index
+// object of the backend) that are not loaded yet into the temporary index,
+// downloading a few at a time. An index object that fails (missing,
+// tampered) is remembered and named when a blob is then not found; one
+// sealed to another server's keys is skipped.
+func (r *Reader) loadIndexes(ctx context.Context, names []string) error {
+	if names == nil {
+		err := r.b.List(ctx, IndexPrefix, func(i storage.Info) error {
+			names = append(names, i.Name)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("list index objects in %s: %w", r.b.Location(), err)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.db == nil {
-		dir, err := os.MkdirTemp(r.tmpParent, "tapeless-reader-")
-		if err != nil {
-			return fmt.Errorf("reader index: %w", err)
-		}
-		db, err := bbolt.Open(filepath.Join(dir, "index.db"), 0o600, &bbolt.Options{NoSync: true, NoFreelistSync: true, NoGrowSync: true})
-		if err != nil {
-			os.RemoveAll(dir)
-			return fmt.Errorf("reader index: %w", err)
-		}
-		if err := db.Update(func(tx *bbolt.Tx) error {
-			_, err := tx.CreateBucketIfNotExists(bucketBlobs)
-			return err
-		}); err != nil {
-			db.Close()
-			os.RemoveAll(dir)
-			return fmt.Errorf("reader index: %w", err)
-		}
-		r.db, r.tmpDir = db, dir
+	if err := r.openTemp(); err != nil {
+		return err
 	}
+	var todo []string
 	for _, name := range names {
-		if r.loaded[name] {
+		if !r.loaded[name] {
+			r.loaded[name] = true
+			todo = append(todo, name)
+		}
+	}
+	type result struct {
+		name string
+		h    indexHeader
+		es   []packEntry
+		err  error
+		skip bool
+	}
+	work := make(chan string)
+	results := make(chan result)
+	var wg sync.WaitGroup
+	for range min(indexLoaders, len(todo)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for name := range work {
+				res := result{name: name}
+				id, err := idFromName(name)
+				var data []byte
+				if err == nil {
+					data, err = loadObject(ctx, r.b, name, id)
+				}
+				switch {
+				case err != nil:
+				case len(data) >= indexOffSealed && sealedToOther(r.k, data[indexOffBlock:indexOffSealed]):
+					res.skip = true // another server's key set
+				default:
+					res.h, res.es, err = openIndex(r.k, data)
+				}
+				if err != nil {
+					res.err = fmt.Errorf("index object %s: %w", name, err)
+				}
+				results <- res
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for _, name := range todo {
+			select {
+			case work <- name:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	var dbErr error
+	for res := range results {
+		if res.err != nil {
+			r.indexErrs[res.name] = res.err
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		r.loaded[name] = true
-		id, err := idFromName(name)
-		if err != nil {
-			r.indexErrs[name] = fmt.Errorf("index object %s: bad name: %w", name, err)
+		if res.skip || dbErr != nil {
 			continue
 		}
-		data, err := loadObject(ctx, r.b, name, id)
-		if err != nil {
-			r.indexErrs[name] = fmt.Errorf("index object %s: %w", name, err)
-			continue
-		}
-		if len(data) >= indexOffSealed && sealedToOther(r.k, data[indexOffBlock:indexOffSealed]) {
-			continue // another server's key set: its blobs are not ours
-		}
-		h, es, err := openIndex(r.k, data)
-		if err != nil {
-			r.indexErrs[name] = fmt.Errorf("index object %s: %w", name, err)
-			continue
-		}
-		err = r.db.Update(func(tx *bbolt.Tx) error {
+		dbErr = r.db.Update(func(tx *bbolt.Tx) error {
 			b := tx.Bucket(bucketBlobs)
-			for _, e := range es {
+			for _, e := range res.es {
 				k := makeBlobKey(e.Type, e.ID)
 				if b.Get(k[:]) != nil {
 					continue
 				}
-				loc := location{Pack: h.Pack, Offset: e.Offset, Length: e.Length, RawLen: e.RawLen}
+				loc := location{Pack: res.h.Pack, Offset: e.Offset, Length: e.Length, RawLen: e.RawLen}
 				if err := b.Put(k[:], loc.encode()); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
-		if err != nil {
-			return fmt.Errorf("reader index: %w", err)
-		}
 	}
+	if dbErr != nil {
+		return fmt.Errorf("reader index: %w", dbErr)
+	}
+	return ctx.Err()
+}
+
+// indexLoaders is how many index objects a Reader downloads at once.
+const indexLoaders = 4
+
+// openTemp creates the temporary index on first use; r.mu is held.
+func (r *Reader) openTemp() error {
+	if r.db != nil {
+		return nil
+	}
+	dir, err := os.MkdirTemp(r.tmpParent, "tapeless-reader-")
+	if err != nil {
+		return fmt.Errorf("reader index: %w", err)
+	}
+	db, err := bbolt.Open(filepath.Join(dir, "index.db"), 0o600, &bbolt.Options{NoSync: true, NoFreelistSync: true, NoGrowSync: true})
+	if err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("reader index: %w", err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketBlobs)
+		return err
+	}); err != nil {
+		db.Close()
+		os.RemoveAll(dir)
+		return fmt.Errorf("reader index: %w", err)
+	}
+	r.db, r.tmpDir = db, dir
 	return nil
 }

@@ -530,3 +530,33 @@ func TestInitStoreChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestReaderLoadsThePointsIndexesFirst(t *testing.T) {
+	s, k := newTestStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	idA, blobsA := savePoint(t, s, "a", t0, randomBytes(40, 300<<10))
+	savePoint(t, s, "b", t0.Add(time.Hour), randomBytes(41, 300<<10))
+	if n := len(objectNames(t, s.Objects(), IndexPrefix)); n != 2 {
+		t.Fatalf("%d index objects, want 2", n)
+	}
+	r := NewReader(s.Objects(), k)
+	defer r.Close()
+	h, err := r.LoadPoint(ctx, idA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.LoadBlob(ctx, BlobData, blobsA[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(r.loaded); got != len(h.Packs) {
+		t.Errorf("reader loaded %d index objects, want only point A's %d", got, len(h.Packs))
+	}
+	tmp := r.tmpDir
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("temporary index %s left after Close: %v", tmp, err)
+	}
+}
