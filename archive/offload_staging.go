@@ -134,14 +134,12 @@ func (s *StagedVault) stage(ctx context.Context, name string) error {
 	return nil
 }
 
-// Close removes the staged objects and closes the remote.
+// Close removes the staged objects. The remote stays open: it belongs to
+// the caller.
 func (s *StagedVault) Close() error {
 	err := s.local.Close()
 	if rerr := os.RemoveAll(s.dir); err == nil {
 		err = rerr
-	}
-	if cerr := s.remote.Close(); err == nil {
-		err = cerr
 	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -369,6 +370,9 @@ type vaultStatusJSON struct {
 	SecondaryError     string `json:"secondary_error,omitempty"`
 	ThisServer         string `json:"this_server,omitempty"`
 	KeyFingerprint     string `json:"key_fingerprint,omitempty"`
+	// PendingReplication is this server's GRS backlog, from its local
+	// offload catalogue (status.go).
+	PendingReplication *archive.PendingSummary `json:"pending_replication,omitempty"`
 }
 
 func newVaultStatusCmd(g *globalOptions) *cobra.Command {
@@ -423,6 +427,8 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 			out.SecondaryError = st.SecondaryErr.Error()
 		}
 	}
+	pending, pendingErr := pendingReplication(ctx, cfg) // status.go
+	out.PendingReplication = pending
 	if g.json {
 		return writeJSON(g.stdout, out)
 	}
@@ -446,6 +452,9 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 		fmt.Fprintf(w, "              can still be changed (no recovery point archived yet)\n")
 	}
 	fmt.Fprintf(w, "Immutable:    %s\n", immutableText(out.ImmutableDays))
+	if st.Config.Replication == storage.GRS {
+		printPendingReplication(w, pending, pendingErr) // status.go
+	}
 	switch {
 	case st.LatestIssue == nil:
 		fmt.Fprintf(w, "Credentials:  none issued\n")

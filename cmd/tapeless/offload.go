@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/storage"
+)
+
+func init() { addCommand(newOffloadCmd) }
+
+type offloadOptions struct {
+	dryRun     bool
+	keepWithin string
+	keepLast   int
+	readBack   bool
+}
+
+func newOffloadCmd(g *globalOptions) *cobra.Command {
+	var o offloadOptions
+	c := &cobra.Command{
+		Use:     "offload [--dry-run] [--keep-within DUR] [--keep-last N]",
+		Short:   "Move recovery points the retention policy calls old into the vault",
+		GroupID: groupPoints,
+		Long: `Offload applies the short-term retention policy ('retention: local:' in the
+configuration; --keep-within and --keep-last override it) and moves every
+point it calls old from the local store into the vault, oldest first.
+
+For each point, every pack and index object it needs that the vault lacks
+is uploaded (throttled as configured) to the primary copy and, for GRS, to
+the secondary copy, and each is confirmed on that copy by size and checksum
+read back from it; the point object is written last. Only when everything
+is confirmed on every copy the replication setting demands is the point
+deleted locally; packs no remaining local point needs are then removed
+from the store. Progress is kept in a local catalogue, so an offload that
+was interrupted or killed is simply run again.
+
+GRS with the secondary copy unreachable: the primary copy proceeds, the
+point is "archived, replication pending", its local copy is kept and the
+exit code is 3; the next offload copies what the secondary lacks and only
+then deletes the local copy. 'tapeless vault status' shows what is pending.
+
+Before anything moves, the local clock is compared with each S3 server's
+(more than 5 minutes apart: refused), incomplete multipart uploads left by
+a killed run are aborted, and the staging folder must have 5% of the data
+to move free. --dry-run prints the plan with sizes and changes nothing; it
+needs no vault access.`,
+		Example: `  tapeless offload --dry-run
+  tapeless offload
+  tapeless offload --keep-within 7d --keep-last 1
+  tapeless offload --keep-within 0s --keep-last 0     # offload every point now`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runOffload(cmd.Context(), g, o, cmd.Flags().Changed("keep-within"), cmd.Flags().Changed("keep-last"))
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan with sizes; change nothing")
+	f.StringVar(&o.keepWithin, "keep-within", "", "keep points younger than this on local disk, e.g. 14d, 36h (overrides the config)")
+	f.IntVar(&o.keepLast, "keep-last", 0, "keep at least this many newest points per source on local disk (overrides the config)")
+	f.BoolVar(&o.readBack, "read-back", false, "also download every uploaded object from each copy and check its SHA-256")
+	return c
+}
+
+// policyFromConfig is the retention policy of the configuration.
+func policyFromConfig(cfg *config) retention.Policy {
+	r := cfg.Retention
+	return retention.Policy{
+		Local: retention.LocalPolicy{KeepWithin: time.Duration(r.Local.KeepWithin), KeepLast: r.Local.KeepLast},
+		Vault: retention.VaultPolicy{Daily: r.Vault.Daily, Weekly: r.Vault.Weekly, Monthly: r.Vault.Monthly, Yearly: r.Vault.Yearly},
+	}
+}
+
+// offloadJSON is the JSON of `offload`.
+type offloadJSON struct {
+	DryRun bool                   `json:"dry_run"`
+	Plan   []offloadPlanRow       `json:"plan"`
+	Upload int64                  `json:"upload_bytes_at_most"`
+	Result *archive.OffloadResult `json:"result,omitempty"`
+}
+
+type offloadPlanRow struct {
+	Action  string    `json:"action"`
+	Source  string    `json:"source"`
+	Time    time.Time `json:"time"`
+	ID      string    `json:"id"`
+	Tier    string    `json:"tier"`
+	Stored  int64     `json:"stored_bytes,omitempty"`
+	Reasons []string  `json:"reasons"`
+}
+
+func planRows(p *archive.OffloadPlan) []offloadPlanRow {
+	rows := []offloadPlanRow{}
+	for _, d := range p.Decisions {
+		r := offloadPlanRow{Action: d.Action.String(), Source: d.Point.Source, Time: d.Point.Time, ID: d.Point.ID,
+			Tier: d.Point.Tier.String(), Reasons: d.Reasons}
+		if id, err := archive.ParseID(d.Point.ID); err == nil {
+			r.Stored = p.Stored[id]
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// formatOffloadPlan writes the plan as a table with each local point's
+// stored size, then the counts and what an offload would send.
+func formatOffloadPlan(w io.Writer, p *archive.OffloadPlan, loc *time.Location) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\tSIZE\tREASONS")
+	for _, r := range planRows(p) {
+		size := "-"
+		if r.Stored > 0 {
+			size = storage.FormatBytes(r.Stored)
+		}
+		id := r.ID
+		if len(id) > 12 {
+			id = id[:12]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Action, r.Source, r.Time.In(loc).Format("2006-01-02 15:04:05"),
+			id, r.Tier, size, strings.Join(r.Reasons, "; "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var counts []string
+	for _, a := range []retention.Action{retention.KeepLocal, retention.Offload, retention.KeepInVault, retention.Expire} {
+		counts = append(counts, fmt.Sprintf("%d %s", len(p.ByAction(a)), a))
+	}
+	fmt.Fprintf(w, "%d points: %s\n", len(p.Decisions), strings.Join(counts, ", "))
+	n := len(p.ByAction(retention.Offload))
+	_, err := fmt.Fprintf(w, "Offload would move %d points: at most %s in %d objects (objects the vault already holds are skipped).\n",
+		n, storage.FormatBytes(p.Upload), p.Objects)
+	return err
+}
+
+func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinSet, lastSet bool) error {
+	s, cfg, err := openLocalStore(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	policy := policyFromConfig(cfg)
+	if withinSet {
+		d, err := parseDuration(o.keepWithin)
+		if err != nil {
+			return usageError{fmt.Errorf("--keep-within: %w", err)}
+		}
+		policy.Local.KeepWithin = d
+	}
+	if lastSet {
+		if o.keepLast < 0 {
+			return usageError{errors.New("--keep-last must be 0 or more")}
+		}
+		policy.Local.KeepLast = o.keepLast
+	}
+	if err := policy.Validate(); err != nil {
+		return usageError{err}
+	}
+	plan, err := archive.PlanOffload(ctx, s, policy, now(), time.Local)
+	if err != nil {
+		return err
+	}
+	if o.dryRun {
+		if g.json {
+			return writeJSON(g.stdout, offloadJSON{DryRun: true, Plan: planRows(plan), Upload: plan.Upload})
+		}
+		if g.quiet {
+			return nil
+		}
+		return formatOffloadPlan(g.stdout, plan, time.Local)
+	}
+	if cfg.Vault == nil || cfg.Vault.Name == "" {
+		return errors.New("this server is not registered to a vault: run 'tapeless register --credentials FILE' first")
+	}
+	// The scratch rule: offload stages nothing, but the staging folder is
+	// where a restore of these points will land first.
+	scratch := cfg.Staging
+	if scratch == "" {
+		scratch = s.Dir()
+	}
+	if err := storage.CheckScratch(scratch, plan.Upload); err != nil {
+		return err
+	}
+	ov, err := openVault(ctx, g, cfg)
+	if err != nil {
+		return err
+	}
+	defer ov.Close()
+	bar := newProgressBar(g)
+	res, err := archive.Offload(ctx, s, ov.target, plan, archive.OffloadOptions{
+		Now:      now,
+		ReadBack: o.readBack,
+		Progress: func(p archive.OffloadProgress) {
+			bar.update(fmt.Sprintf("point %d/%d", min(p.PointsDone+1, p.Points), p.Points), p.Bytes, p.TotalBytes, p.Elapsed)
+		},
+		Log: func(msg string) {
+			if !g.quiet && !g.json {
+				bar.printf("%s\n", msg)
+			}
+		},
+	})
+	bar.clear()
+	if err != nil {
+		return err
+	}
+	if g.json {
+		if err := writeJSON(g.stdout, offloadJSON{Plan: planRows(plan), Upload: plan.Upload, Result: res}); err != nil {
+			return err
+		}
+	} else if !g.quiet {
+		printOffloadResult(g.stdout, res)
+	}
+	if pr := res.PendingReplication; pr.Objects > 0 {
+		return partialError{fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
+			pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), secondaryWhy(res))}
+	}
+	return nil
+}
+
+func secondaryWhy(r *archive.OffloadResult) string {
+	if r.SecondaryError == "" {
+		return ""
+	}
+	return ": " + r.SecondaryError
+}
+
+func printOffloadResult(w io.Writer, r *archive.OffloadResult) {
+	fmt.Fprintf(w, "Offload: %d points archived and removed locally", len(r.Archived))
+	if n := len(r.Pending); n > 0 {
+		fmt.Fprintf(w, ", %d archived with replication pending (kept locally)", n)
+	}
+	if n := len(r.CaughtUp); n > 0 {
+		fmt.Fprintf(w, ", %d caught up with the secondary copy", n)
+	}
+	fmt.Fprintln(w, ".")
+	for _, id := range r.Archived {
+		fmt.Fprintf(w, "  archived  %s\n", shortID(id))
+	}
+	for _, id := range r.Pending {
+		fmt.Fprintf(w, "  archived, replication pending  %s\n", shortID(id))
+	}
+	fmt.Fprintf(w, "  sent %s in %d object copies (%d copies already there and confirmed)\n",
+		storage.FormatBytes(r.BytesUploaded), r.ObjectsUploaded, r.ObjectsPresent)
+	if r.PacksCollected > 0 {
+		fmt.Fprintf(w, "  freed %s locally (%d packs no local point needs)\n", storage.FormatBytes(r.BytesFreed), r.PacksCollected)
+	}
+	if r.UploadsAborted > 0 {
+		fmt.Fprintf(w, "  aborted %d incomplete uploads of an earlier run\n", r.UploadsAborted)
+	}
+	if d := r.Duration; d > 0 && r.BytesUploaded > 0 {
+		fmt.Fprintf(w, "  %s at %s/s\n", d.Round(time.Millisecond), storage.FormatBytes(int64(float64(r.BytesUploaded)/d.Seconds())))
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/storage"
+)
+
+func init() { addCommand(newPruneCmd) }
+
+type pruneOptions struct {
+	dryRun bool
+}
+
+func newPruneCmd(g *globalOptions) *cobra.Command {
+	var o pruneOptions
+	c := &cobra.Command{
+		Use:     "prune [--dry-run]",
+		Short:   "Expire vault points by the long-term policy and remove what nothing needs",
+		GroupID: groupPoints,
+		Long: `Prune applies the long-term retention policy ('retention: vault:' daily,
+weekly, monthly and yearly counts) to this server's points in the vault,
+deletes the point objects it expires, and then removes the packs and index
+objects no remaining point of any server needs. Points whose replication
+is pending are never expired; an empty vault policy expires nothing.
+
+Prune holds the vault lock "prune" while it runs. It refuses to delete
+anything when the vault listing lacks a point the local catalogue says is
+archived (a listing that came back short must never look like deleted
+points), and when the local clock and an S3 server's clock differ by more
+than 5 minutes. On a vault with --immutable-days, objects whose retention
+has not ended are reported as waiting and left for a later prune. Objects
+that no point references and that are younger than 48 hours are left too:
+they may belong to an offload still running on another server.
+
+--dry-run lists what would be deleted and changes nothing. A killed prune
+is completed by the next one.`,
+		Example: `  tapeless prune --dry-run
+  tapeless prune
+  tapeless prune --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPrune(cmd.Context(), g, o)
+		},
+	}
+	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted; change nothing")
+	return c
+}
+
+func runPrune(ctx context.Context, g *globalOptions, o pruneOptions) error {
+	s, cfg, err := openLocalStore(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	policy := policyFromConfig(cfg)
+	if err := policy.Validate(); err != nil {
+		return err
+	}
+	ov, err := openVault(ctx, g, cfg)
+	if err != nil {
+		return err
+	}
+	defer ov.Close()
+	res, err := archive.Prune(ctx, s, ov.target, archive.PruneOptions{
+		Policy:        policy,
+		Now:           now,
+		Loc:           time.Local,
+		DryRun:        o.dryRun,
+		ImmutableDays: ov.v.Config.ImmutableDays,
+	})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return writeJSON(g.stdout, res)
+	}
+	if g.quiet {
+		return nil
+	}
+	printPruneResult(g.stdout, res, policy)
+	return nil
+}
+
+func printPruneResult(w io.Writer, r *archive.PruneResult, p retention.Policy) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\tREASONS")
+	for _, d := range r.Plan.Decisions {
+		if d.Point.Tier == retention.Local {
+			continue // prune touches the vault only
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Action, d.Point.Source, d.Point.Time.Local().Format("2006-01-02 15:04:05"),
+			d.Point.ID[:12], d.Point.Tier, strings.Join(d.Reasons, "; "))
+	}
+	tw.Flush()
+	verb := "Removed"
+	if r.DryRun {
+		verb = "Would remove"
+	}
+	if p.Vault.IsEmpty() {
+		fmt.Fprintln(w, "The vault policy is empty: no point expires.")
+	}
+	fmt.Fprintf(w, "%s %d expired points and %d objects in all (%s; %d of them referenced by no point).\n",
+		verb, len(r.Expired), r.ObjectsRemoved, storage.FormatBytes(r.BytesRemoved), r.Orphans)
+	if r.Foreign > 0 {
+		fmt.Fprintf(w, "%d points of other servers' keys were left to their own prune.\n", r.Foreign)
+	}
+	if n := len(r.Waiting); n > 0 {
+		fmt.Fprintf(w, "%d objects are under object lock and wait for their retention to end:\n", n)
+		for i, o := range r.Waiting {
+			if i == 10 {
+				fmt.Fprintf(w, "  … and %d more\n", n-10)
+				break
+			}
+			until := ""
+			if !o.Until.IsZero() {
+				until = " until about " + o.Until.Local().Format("2006-01-02 15:04")
+			}
+			fmt.Fprintf(w, "  waiting  %s%s\n", o.Name, until)
+		}
+	}
+}

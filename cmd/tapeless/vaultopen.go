@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/storage"
+)
+
+// Install the vault side of `points` (the tier column) and of `restore`
+// (points that are no longer local).
+func init() {
+	vaultPointLister = listVaultPoints
+}
+
+// openedVault is the configured vault ready for offload, prune and
+// restore: the copies throttled as configured, and a read path that falls
+// back to the secondary copy and says so.
+type openedVault struct {
+	v      *storage.Vault
+	target archive.VaultTarget
+	// read is the GRS read path (primary, falling back to the secondary
+	// when it fails or returns bytes that do not match their name), or
+	// the primary for LRS.
+	read storage.Backend
+}
+
+func (o *openedVault) Close() error { return o.v.Close() }
+
+// openVault opens the vault of cfg. Fallback reads are reported on
+// g.stderr (unless --quiet).
+func openVault(ctx context.Context, g *globalOptions, cfg *config) (*openedVault, error) {
+	v, err := openConfiguredVault(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	wrap := func(b storage.Backend) storage.Backend { return b }
+	if cfg.Throttle != "" {
+		sched, err := storage.ParseThrottle(cfg.Throttle)
+		if err != nil {
+			v.Close()
+			return nil, fmt.Errorf("throttle in %s: %w", g.configFile, err)
+		}
+		// Each copy gets the limit: the two copies are usually reached
+		// over different links (two regions).
+		wrap = func(b storage.Backend) storage.Backend { return storage.Throttled(b, sched, nil) }
+	}
+	o := &openedVault{v: v}
+	o.target = archive.VaultTarget{Name: v.Name(), Primary: wrap(v.Primary()), Raw: v.Copies()}
+	o.read = o.target.Primary
+	if s := v.Secondary(); s != nil {
+		o.target.Secondary = wrap(s)
+		o.read = storage.Replicated(o.target.Primary, o.target.Secondary,
+			storage.WithFallbackReport(func(f storage.Fallback) {
+				if !g.quiet {
+					fmt.Fprintf(g.stderr, "note: %s\n", f)
+				}
+			}),
+			storage.WithContentHash(objectHashFromName))
+	}
+	return o, nil
+}
+
+// objectHashFromName returns the SHA-256 an archive object's name says its
+// bytes have (packs/, index/ and points/ objects are named by it).
+func objectHashFromName(name string) ([32]byte, bool) {
+	if !strings.HasPrefix(name, archive.PacksPrefix) && !strings.HasPrefix(name, archive.IndexPrefix) &&
+		!strings.HasPrefix(name, archive.PointsPrefix) {
+		return [32]byte{}, false
+	}
+	id, err := archive.ParseID(path.Base(name))
+	if err != nil {
+		return [32]byte{}, false
+	}
+	return id, true
+}
+
+// listVaultPoints lists the points archived in the configured vault.
+func listVaultPoints(ctx context.Context, c *config) ([]archive.PointHeader, error) {
+	g := &globalOptions{quiet: true}
+	o, err := openVault(ctx, g, c)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	return archive.ListPoints(ctx, o.read)
+}
+
+// vaultSource is a point found in the vault for restore, read through the
+// staging folder.
+type vaultSource struct {
+	point  archive.PointHeader
+	staged *archive.StagedVault
+	ov     *openedVault
+}
+
+func (v *vaultSource) Close() error {
+	err := v.staged.Close()
+	if cerr := v.ov.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// restoreFromVault finds the point named by prefix in the configured vault
+// (for a point that is no longer in the local store) and prepares to read
+// it through the staging folder, after the scratch-space check. A read the
+// primary copy cannot serve falls back to the secondary and says so.
+func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix string) (*vaultSource, error) {
+	ov, err := openVault(ctx, g, cfg)
+	if err != nil {
+		return nil, err
+	}
+	pts, listErr := archive.ListPoints(ctx, ov.read)
+	p, err := resolvePoint(pts, prefix)
+	if err != nil {
+		ov.Close()
+		if listErr != nil {
+			return nil, fmt.Errorf("%w (and some vault points could not be read: %v)", err, listErr)
+		}
+		return nil, fmt.Errorf("%w (looked in the store and in vault %s)", err, ov.v.Name())
+	}
+	staging := cfg.Staging
+	if staging == "" {
+		staging = filepath.Join(filepath.Dir(cfg.Store), "staging")
+	}
+	if err := storage.CheckScratch(staging, p.Bytes); err != nil {
+		ov.Close()
+		return nil, err
+	}
+	sv, err := archive.NewStagedVault(ctx, ov.read, staging)
+	if err != nil {
+		ov.Close()
+		return nil, err
+	}
+	if !g.quiet && !g.json {
+		fmt.Fprintf(g.stderr, "Point %s is not in the local store: restoring it from vault %s (downloads staged in %s).\n",
+			shortID(p.ID), ov.v.Name(), sv.Dir())
+	}
+	return &vaultSource{point: p, staged: sv, ov: ov}, nil
+}
