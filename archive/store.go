@@ -850,3 +850,53 @@ func (s *Store) RemovePack(ctx context.Context, pack ID) error {
 	}
 	return nil
 }
+
+// RemoveOrphans deletes pack and index objects in the store's objects that
+// the dedup index does not know: leftovers of a run that crashed between
+// writing a pack and recording it (their blobs were stored again later).
+// It holds the store's write lock throughout and refuses while packs are
+// being written, so it never races a pack on its way to being recorded.
+// It returns the names removed.
+func (s *Store) RemoveOrphans(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	if s.inflight > 0 || s.cur != nil {
+		return nil, fmt.Errorf("remove orphans in store %s: blobs are being added; Flush first", s.dir)
+	}
+	known := map[string]bool{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketPacks).ForEach(func(k, v []byte) error {
+			rec, err := decodePackRecord(v)
+			if err != nil {
+				return err
+			}
+			known[PackName(ID(k))] = true
+			known[IndexName(rec.Index)] = true
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("remove orphans in store %s: %w", s.dir, err)
+	}
+	var orphans []string
+	for _, prefix := range []string{IndexPrefix, PacksPrefix} {
+		err := s.objects.List(ctx, prefix, func(i storage.Info) error {
+			if !known[i.Name] {
+				orphans = append(orphans, i.Name)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("remove orphans in store %s: %w", s.dir, err)
+		}
+	}
+	for i, name := range orphans {
+		if err := s.objects.Remove(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return orphans[:i], fmt.Errorf("remove orphans in store %s: %w", s.dir, err)
+		}
+	}
+	return orphans, nil
+}

@@ -560,3 +560,47 @@ func TestReaderLoadsThePointsIndexesFirst(t *testing.T) {
 		t.Errorf("temporary index %s left after Close: %v", tmp, err)
 	}
 }
+
+func TestRemoveOrphans(t *testing.T) {
+	s, k := newTestStore(t)
+	ctx := context.Background()
+	id, blobs := savePoint(t, s, "a", time.Now(), textLike(50, 200<<10))
+	// A crash after a pack and its index object were written but before
+	// they were recorded leaves objects the dedup index does not know.
+	p, err := newPackBuilder(k.Public, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("orphaned blob")
+	if err := p.add(BlobData, chunkID(&k.ChunkKey, data), len(data), compressBlob(nil, data)); err != nil {
+		t.Fatal(err)
+	}
+	pack, _ := p.finish()
+	packID := objectHash(pack)
+	idx, _ := sealIndex(k.Public, packID, int64(len(pack)), p.entries)
+	for name, b := range map[string][]byte{PackName(packID): pack, IndexName(objectHash(idx)): idx} {
+		if err := saveObject(ctx, s.Objects(), name, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.RemoveOrphans(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("RemoveOrphans removed %v, want the orphaned pack and index object", got)
+	}
+	r := s.Reader(k)
+	defer r.Close()
+	if _, err := r.LoadBlob(ctx, BlobData, blobs[0]); err != nil {
+		t.Errorf("a recorded blob is gone: %v", err)
+	}
+	if _, err := NewReader(s.Objects(), k).LoadPoint(ctx, id); err != nil {
+		t.Errorf("the point is gone: %v", err)
+	}
+	// Refused while a pack is open.
+	mustAdd(t, s, BlobData, []byte("open pack"))
+	if _, err := s.RemoveOrphans(ctx); err == nil {
+		t.Error("RemoveOrphans ran with an open pack")
+	}
+}
