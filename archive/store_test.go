@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -602,5 +603,62 @@ func TestRemoveOrphans(t *testing.T) {
 	mustAdd(t, s, BlobData, []byte("open pack"))
 	if _, err := s.RemoveOrphans(ctx); err == nil {
 		t.Error("RemoveOrphans ran with an open pack")
+	}
+}
+
+// TestHelperHoldStore is not a test: TestStoreLockAcrossProcesses runs the
+// test binary with it to hold a store from another process.
+func TestHelperHoldStore(t *testing.T) {
+	dir := os.Getenv("TAPELESS_TEST_HOLD_STORE")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	s, err := OpenStore(context.Background(), dir)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	defer s.Close()
+	fmt.Println("locked")
+	time.Sleep(time.Minute) // until killed
+}
+
+func TestStoreLockAcrossProcesses(t *testing.T) {
+	s, _ := newTestStore(t)
+	dir := s.Dir()
+	s.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldStore$")
+	cmd.Env = append(os.Environ(), "TAPELESS_TEST_HOLD_STORE="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line := make([]byte, 7)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "locked\n" {
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+	_, err = OpenStore(context.Background(), dir)
+	host, _ := os.Hostname()
+	want := fmt.Sprintf("store %s is locked by host %s pid %d since ", dir, host, cmd.Process.Pid)
+	if !errors.Is(err, ErrLocked) || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("OpenStore while another process holds it = %v, want %q…", err, want)
+	}
+	// Killed without a chance to clean up: the lock file still names it,
+	// but the kernel dropped its flock, so the lock is stale.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	s2, err := OpenStore(context.Background(), dir)
+	if err != nil {
+		t.Fatalf("OpenStore after the holder was killed: %v", err)
+	}
+	defer s2.Close()
+	if sl := s2.StaleLock(); sl == nil || sl.PID != cmd.Process.Pid {
+		t.Errorf("StaleLock = %+v, want the killed PID %d", sl, cmd.Process.Pid)
 	}
 }
