@@ -71,9 +71,11 @@ minio-down: ## stop the MinIO servers that minio-up started
 minio-env: ## print the TAPELESS_TEST_S3_* exports
 	@scripts/minio.sh env
 
-# Placeholder until the main job exists: build and show the help.
-run: build ## build and run tapeless (for now: its help)
-	bin/tapeless --help
+# The main job on the embedded default (file:// GRS vault in a temporary
+# folder): vault, credentials, registration, backup, offload, restore from
+# the vault compared with the source, points. See scripts/demo.sh.
+run: build ## run the main job end to end on a temporary file:// GRS vault
+	scripts/demo.sh bin/tapeless
 
 clean: ## remove build output (keeps .tools, the MinIO build is slow)
 	rm -rf bin/ tapeless *.test *.out

@@ -1,0 +1,4 @@
+package lib
+
+// Hello greets.
+func Hello() string { return "hello from the sample tree" }
