@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -12,11 +13,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tapeless/tapeless/storage"
 )
 
 // RestoreOptions configures Restore.
@@ -75,8 +79,14 @@ var ErrPathNotInPoint = errors.New("path not in recovery point")
 // outside the target.
 func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreSummary, error) {
 	start := time.Now()
+	if o.Target == "" {
+		return nil, errors.New("restore: no target directory")
+	}
 	h, err := r.LoadPoint(ctx, id)
 	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", id, err)
+	}
+	if err := checkPackSizes(ctx, r.b, h.Packs); err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
 	sub := strings.Trim(filepath.ToSlash(o.Path), "/")
@@ -86,13 +96,33 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 			return nil, fmt.Errorf("restore: %w", err)
 		}
 	}
+	rs := &restoreRun{
+		ctx:     ctx,
+		r:       r,
+		o:       o,
+		sub:     sub,
+		heads:   map[string]*Node{},
+		linked:  map[string]string{},
+		sum:     &RestoreSummary{Point: id, Target: o.Target, Path: sub},
+		start:   start,
+		total:   h.Bytes,
+		lastRep: start,
+	}
+	// First pass, before the target is touched: the whole manifest must be
+	// well formed and in order, the path must exist, and every pack the
+	// selection needs must be found and hash to its name.
 	mr, err := OpenManifest(ctx, r, h.Tree)
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
-	if o.Target == "" {
-		return nil, errors.New("restore: no target directory")
+	packs, err := rs.plan(mr)
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
+	if err := checkPackHashes(ctx, r.b, packs); err != nil {
+		return nil, fmt.Errorf("restore %s: %w", id, err)
+	}
+
 	if err := os.MkdirAll(o.Target, 0o700); err != nil {
 		return nil, fmt.Errorf("restore: create target: %w", err)
 	}
@@ -101,21 +131,11 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		return nil, fmt.Errorf("restore: open target: %w", err)
 	}
 	defer root.Close()
-
-	rs := &restoreRun{
-		ctx:     ctx,
-		r:       r,
-		o:       o,
-		root:    root,
-		sub:     sub,
-		dirs:    map[string]bool{},
-		seen:    map[string]bool{},
-		heads:   map[string]*Node{},
-		linked:  map[string]string{},
-		sum:     &RestoreSummary{Point: id, Target: o.Target, Path: sub},
-		start:   start,
-		total:   h.Bytes,
-		lastRep: start,
+	rs.root = root
+	clear(rs.heads)
+	mr, err = OpenManifest(ctx, r, h.Tree)
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
 	if err := rs.run(mr); err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
@@ -125,6 +145,65 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	return rs.sum, nil
 }
 
+// checkPackHashes reads each pack whole and checks it against its name
+// (the SHA-256 of its bytes), two at a time, so a flipped byte anywhere in
+// a pack the restore needs fails it, by name, before anything is written.
+func checkPackHashes(ctx context.Context, b storage.Backend, packs []ID) error {
+	work := make(chan ID)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			var first error
+			for id := range work {
+				if first != nil {
+					continue
+				}
+				name := PackName(id)
+				h := sha256.New()
+				err := b.Load(ctx, name, 0, -1, func(r io.Reader) error {
+					_, err := io.Copy(h, r)
+					return err
+				})
+				if err != nil {
+					first = fmt.Errorf("%s: %w", name, err)
+				} else if got := ID(h.Sum(nil)); got != id {
+					first = fmt.Errorf("%s: %w: its bytes hash to %s", name, ErrAuthentication, got)
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, id := range packs {
+		if err := ctx.Err(); err != nil {
+			break
+		}
+		work <- id
+	}
+	close(work)
+	return errors.Join(<-errs, <-errs, ctx.Err())
+}
+
+// checkPackSizes makes sure every pack and index object the point lists
+// exists with the size the point recorded, so a truncated or missing object
+// fails the restore, by name, before anything is written.
+func checkPackSizes(ctx context.Context, b storage.Backend, packs []PackRef) error {
+	for _, p := range packs {
+		for _, o := range []struct {
+			name string
+			size int64
+		}{{PackName(p.Pack), p.Size}, {IndexName(p.Index), p.IndexSize}} {
+			info, err := b.Stat(ctx, o.name)
+			if err != nil {
+				return fmt.Errorf("%s: %w", o.name, err)
+			}
+			if info.Size != o.size {
+				return fmt.Errorf("%s: %w: %d bytes, the point recorded %d", o.name, ErrAuthentication, info.Size, o.size)
+			}
+		}
+	}
+	return nil
+}
+
 type restoreRun struct {
 	ctx  context.Context
 	r    *Reader
@@ -132,14 +211,10 @@ type restoreRun struct {
 	root *os.Root
 	sub  string
 
-	dirs      map[string]bool   // directories of the point restored so far
-	seen      map[string]bool   // every path handled, to refuse duplicates
 	heads     map[string]*Node  // hard-link group heads outside sub
 	linked    map[string]string // head path → where its content was restored
-	dirNodes  []*Node           // metadata applied after their contents
-	symlinks  []*Node           // created last
+	topLinks  []*Node           // symlinks at the top of the target
 	sum       *RestoreSummary
-	found     bool
 	start     time.Time
 	total     int64
 	lastRep   time.Time
@@ -175,7 +250,133 @@ func (rs *restoreRun) selected(p string, t EntryType) bool {
 	return t == TypeDir && strings.HasPrefix(rs.sub, p+"/")
 }
 
+// inSub tells whether p is the sub-path or below it.
+func (rs *restoreRun) inSub(p string) bool {
+	return rs.sub == "" || p == rs.sub || strings.HasPrefix(p, rs.sub+"/")
+}
+
+// openDir is a directory of the point whose subtree is still being
+// restored.
+type openDir struct {
+	path     string
+	node     *Node   // nil when it is not restored (outside the selection)
+	symlinks []*Node // created when the directory is closed
+}
+
+// treeCheck enforces the manifest's order (depth-first, siblings sorted
+// bytewise, see docs/FORMAT.md) entry by entry with memory bounded by the
+// tree's depth. The order rules out duplicates, and every entry's parent
+// must be the innermost open directory: an entry below a symlink, a file or
+// a missing directory is refused, which is how a crafted manifest would
+// try to write through a link.
+type treeCheck struct {
+	prev  []string
+	stack []*openDir
+}
+
+// compareComponents orders paths as the walk emits them.
+func compareComponents(a, b []string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if c := strings.Compare(a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return len(a) - len(b)
+}
+
+// enter checks n against the entries before it. It returns the
+// directories n's position closes (innermost first) and n's parent (nil at
+// the top).
+func (c *treeCheck) enter(n *Node) (closed []*openDir, parent *openDir, err error) {
+	comps := strings.Split(n.Path, "/")
+	if c.prev != nil && compareComponents(c.prev, comps) >= 0 {
+		return nil, nil, fmt.Errorf("manifest entry %q: duplicate or out of order after %q", n.Path, strings.Join(c.prev, "/"))
+	}
+	c.prev = comps
+	dir := path.Dir(n.Path)
+	for len(c.stack) > 0 {
+		top := c.stack[len(c.stack)-1]
+		if top.path == dir || strings.HasPrefix(dir, top.path+"/") {
+			break
+		}
+		closed = append(closed, top)
+		c.stack = c.stack[:len(c.stack)-1]
+	}
+	if dir == "." {
+		return closed, nil, nil
+	}
+	if len(c.stack) == 0 || c.stack[len(c.stack)-1].path != dir {
+		return closed, nil, fmt.Errorf("manifest entry %q: parent %q is not a directory of the point", n.Path, dir)
+	}
+	return closed, c.stack[len(c.stack)-1], nil
+}
+
+// plan is the first pass: it checks the manifest and returns the packs
+// holding the chunks the selection needs.
+func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
+	var tc treeCheck
+	packs := map[ID]bool{}
+	var order []ID
+	need := func(n *Node) error {
+		for _, c := range n.Chunks {
+			p, err := rs.r.PackOf(rs.ctx, BlobData, c)
+			if err != nil {
+				return fmt.Errorf("%q: %w", n.Path, err)
+			}
+			if !packs[p] {
+				packs[p] = true
+				order = append(order, p)
+			}
+		}
+		return nil
+	}
+	found := false
+	for {
+		if err := rs.ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, err := mr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := tc.enter(n); err != nil {
+			return nil, err
+		}
+		if n.Type == TypeDir {
+			tc.stack = append(tc.stack, &openDir{path: n.Path})
+		}
+		sel := rs.selected(n.Path, n.Type)
+		if !sel && n.Type == TypeFile && n.Nlink > 1 {
+			rs.heads[n.Path] = n
+		}
+		if !sel {
+			continue
+		}
+		found = found || rs.inSub(n.Path)
+		if n.LinkTo != "" {
+			if head, ok := rs.heads[n.LinkTo]; ok {
+				if err := need(head); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if err := need(n); err != nil {
+			return nil, err
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: %s", ErrPathNotInPoint, rs.sub)
+	}
+	return order, nil
+}
+
+// run is the second pass: it writes the selection into the target.
 func (rs *restoreRun) run(mr *ManifestReader) error {
+	var tc treeCheck
 	for {
 		if err := rs.ctx.Err(); err != nil {
 			return err
@@ -187,46 +388,70 @@ func (rs *restoreRun) run(mr *ManifestReader) error {
 		if err != nil {
 			return err
 		}
-		if err := CheckPath(n.Path); err != nil { // the reader checks too
+		closed, parent, err := tc.enter(n)
+		if err != nil {
 			return err
 		}
-		if rs.seen[n.Path] {
-			return fmt.Errorf("manifest lists %q twice", n.Path)
+		if err := rs.closeDirs(closed); err != nil {
+			return err
 		}
-		rs.seen[n.Path] = true
-		if !rs.selected(n.Path, n.Type) {
-			if n.Type == TypeFile && n.Nlink > 1 {
-				rs.heads[n.Path] = n // a link inside sub may need its content
+		sel := rs.selected(n.Path, n.Type)
+		if !sel && n.Type == TypeFile && n.Nlink > 1 {
+			rs.heads[n.Path] = n // a link inside sub may need its content
+		}
+		if n.Type == TypeDir {
+			d := &openDir{path: n.Path}
+			if sel {
+				d.node = n
 			}
+			tc.stack = append(tc.stack, d)
+		}
+		if !sel {
 			continue
 		}
-		if n.Path == rs.sub || strings.HasPrefix(n.Path, rs.sub+"/") || rs.sub == "" {
-			rs.found = true
-		}
-		// Parents come before children in a manifest; a parent that is not
-		// a directory restored here (a symlink, a file, or missing) is how
-		// a crafted manifest would try to write through a link.
-		if dir := path.Dir(n.Path); dir != "." && !rs.dirs[dir] {
-			return fmt.Errorf("manifest entry %q: parent %q is not a directory of the point", n.Path, dir)
+		if n.Type == TypeSymlink {
+			// Created when its directory is closed: by then nothing else
+			// is written below that directory, so no later write can pass
+			// through a symlink the archive created.
+			if parent != nil {
+				parent.symlinks = append(parent.symlinks, n)
+			} else {
+				rs.topLinks = append(rs.topLinks, n)
+			}
+			continue
 		}
 		if err := rs.entry(n); err != nil {
 			return err
 		}
 		rs.report(false)
 	}
-	if !rs.found {
-		return fmt.Errorf("%w: %s", ErrPathNotInPoint, rs.sub)
+	slices.Reverse(tc.stack)
+	if err := rs.closeDirs(tc.stack); err != nil {
+		return err
 	}
-	for _, n := range rs.symlinks {
+	for _, n := range rs.topLinks {
 		if err := rs.symlink(n); err != nil {
 			return err
 		}
 	}
-	// Deepest first, so setting a directory's mtime is not undone by
-	// work inside it, and a read-only directory is locked only when done.
-	for i := len(rs.dirNodes) - 1; i >= 0; i-- {
-		if err := rs.dirMeta(rs.dirNodes[i]); err != nil {
-			return err
+	return nil
+}
+
+// closeDirs finishes directories whose subtrees are complete, innermost
+// first: their symlinks, then their owner, mode, xattrs and mtime (after
+// everything inside, so the mtime sticks and a read-only directory is
+// locked only when full).
+func (rs *restoreRun) closeDirs(dirs []*openDir) error {
+	for _, d := range dirs {
+		for _, n := range d.symlinks {
+			if err := rs.symlink(n); err != nil {
+				return err
+			}
+		}
+		if d.node != nil {
+			if err := rs.dirMeta(d.node); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -236,9 +461,6 @@ func (rs *restoreRun) entry(n *Node) error {
 	switch {
 	case n.Type == TypeDir:
 		return rs.dir(n)
-	case n.Type == TypeSymlink:
-		rs.symlinks = append(rs.symlinks, n)
-		return nil
 	case n.LinkTo != "":
 		return rs.hardlink(n)
 	case n.Type == TypeFile:
@@ -285,8 +507,6 @@ func (rs *restoreRun) dir(n *Node) error {
 			return fmt.Errorf("restore %s: %w", n.Path, err)
 		}
 	}
-	rs.dirs[n.Path] = true
-	rs.dirNodes = append(rs.dirNodes, n)
 	rs.sum.Dirs++
 	return nil
 }
@@ -510,3 +730,46 @@ func (c *chunkStream) Read(p []byte) (int, error) {
 	c.cur = c.cur[n:]
 	return n, nil
 }
+
+// StoreView is a store opened for reading only. It takes no lock, so
+// listing, restoring and verifying work while a backup is writing: objects
+// are write-once and appear atomically.
+type StoreView struct {
+	Dir      string
+	Objects  storage.Backend
+	Envelope []byte // the passphrase-wrapped keys
+}
+
+// OpenStoreView opens the store in dir for reading; Close it when done.
+func OpenStoreView(ctx context.Context, dir string) (*StoreView, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, storeConfigFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open store %s: not a tapeless store (no %s file)", dir, storeConfigFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	var cfg storeConfig
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return nil, fmt.Errorf("open store %s: config: %w", dir, err)
+	}
+	if cfg.Format < MinFormat || cfg.Format > MaxFormat {
+		return nil, fmt.Errorf("open store %s: %w %d (this build reads %d to %d)", dir, ErrUnsupportedFormat, cfg.Format, MinFormat, MaxFormat)
+	}
+	env, err := os.ReadFile(filepath.Join(dir, storeEnvelopeFile))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	objects, err := storage.Open(ctx, "file://"+filepath.ToSlash(filepath.Join(dir, storeObjectsDir)), storage.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return &StoreView{Dir: dir, Objects: objects, Envelope: env}, nil
+}
+
+// Close releases the view.
+func (v *StoreView) Close() error { return v.Objects.Close() }

@@ -110,9 +110,9 @@ type WalkStats struct {
 // ErrSpecialFile marks a device, socket or FIFO, which is skipped.
 var ErrSpecialFile = errors.New("special file skipped")
 
-// Walk visits every entry under sources in a fixed order (sources in the
-// order given, each directory's names sorted bytewise, parents before
-// children) and calls fn for each. A single source that is a directory
+// Walk visits every entry under sources in a fixed order, depth first,
+// every directory's names (and the sources' top-level names) sorted
+// bytewise, parents before children, and calls fn for each. A single source that is a directory
 // contributes its contents at the top of the point; with several sources,
 // or a single file, each source appears under its base name. fn may keep
 // the *Entry.
@@ -166,6 +166,9 @@ func sourceRoots(sources []string) ([]sourceRoot, error) {
 		}
 		roots = append(roots, sourceRoot{arg: s, abs: abs, name: name})
 	}
+	// Top-level names in sorted order, like every directory's entries:
+	// the manifest's order must not depend on the argument order.
+	sort.SliceStable(roots, func(i, j int) bool { return roots[i].name < roots[j].name })
 	return roots, nil
 }
 
