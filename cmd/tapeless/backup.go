@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/storage"
+)
+
+func init() { addCommand(newBackupCmd) }
+
+type backupOptions struct {
+	name    string
+	exclude []string
+	noCache bool
+}
+
+func newBackupCmd(g *globalOptions) *cobra.Command {
+	var o backupOptions
+	c := &cobra.Command{
+		Use:     "backup SOURCE...",
+		Short:   "Make a recovery point of one or more paths in the local store",
+		GroupID: groupPoints,
+		Long: `Backup makes a recovery point in the local store named by 'store:' in the
+configuration. Content is cut into content-defined chunks, deduplicated
+against everything already in the store, compressed and encrypted to the
+store's public key: no passphrase is needed.
+
+SOURCE is a path, or the name of a source from the configuration's
+'sources:' list (whose path and exclude patterns are then used). With one
+directory, its contents are at the top of the point; with several sources,
+each appears under its base name.
+
+Files whose size, mtime, ctime and inode have not changed since the last
+backup of the same source are not read again. Devices, sockets and FIFOs
+are skipped and counted. Unreadable entries are reported and skipped, and
+files that keep changing while being read are stored marked as changed;
+either makes the exit code 3. Before anything is written the source must
+be at most 54,400 GB and the store's file system must have 5% of the
+source's size free.
+
+A progress bar (bytes, rate, ETA) is drawn on a terminal only.`,
+		Example: `  tapeless backup /home
+  tapeless backup /etc /srv/www --name web-server
+  tapeless backup home                       # the configured source "home"
+  tapeless backup /data --exclude '*.tmp' --json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBackup(cmd.Context(), g, o, args)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.name, "name", "", "data source name for the point (default: the configured source name or the absolute path)")
+	f.StringArrayVar(&o.exclude, "exclude", nil, "skip entries matching this pattern (base name, or path inside the point when it holds a /); repeatable")
+	f.BoolVar(&o.noCache, "no-cache", false, "read every file even if the file cache says it is unchanged")
+	return c
+}
+
+// openLocalStore loads the configuration and opens its store.
+func openLocalStore(ctx context.Context, g *globalOptions) (*archive.Store, *config, error) {
+	cfg, err := loadConfig(g.configFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Store == "" {
+		return nil, nil, fmt.Errorf("no store configured in %s: run 'tapeless register --store DIR' or set 'store:'", g.configFile)
+	}
+	s, err := archive.OpenStore(ctx, cfg.Store)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, cfg, nil
+}
+
+// openStoreView loads the configuration and opens its store for reading
+// only: no lock, so it works while the daemon is backing up.
+func openStoreView(ctx context.Context, g *globalOptions) (*archive.StoreView, *config, error) {
+	cfg, err := loadConfig(g.configFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Store == "" {
+		return nil, nil, fmt.Errorf("no store configured in %s: run 'tapeless register --store DIR' or set 'store:'", g.configFile)
+	}
+	v, err := archive.OpenStoreView(ctx, cfg.Store)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, cfg, nil
+}
+
+// resolveSources maps configured source names to their paths; a lone
+// configured source also lends its name and exclude patterns.
+func resolveSources(cfg *config, args []string, o *backupOptions) []string {
+	var paths []string
+	for _, a := range args {
+		p := a
+		for _, s := range cfg.Sources {
+			if !strings.Contains(a, "/") && s.Name == a {
+				p = s.Path
+				if len(args) == 1 {
+					if o.name == "" {
+						o.name = s.Name
+					}
+					o.exclude = append(o.exclude, s.Exclude...)
+				}
+			}
+		}
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+func runBackup(ctx context.Context, g *globalOptions, o backupOptions, args []string) error {
+	s, cfg, err := openLocalStore(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	sources := resolveSources(cfg, args, &o)
+	bar := newProgressBar(g)
+	sum, err := archive.Backup(ctx, s, archive.BackupOptions{
+		Sources: sources,
+		Name:    o.name,
+		Exclude: o.exclude,
+		NoCache: o.noCache,
+		Progress: func(p archive.BackupProgress) {
+			bar.update(fmt.Sprintf("%d files", p.Files), p.Bytes, p.TotalBytes, p.Elapsed)
+		},
+		OnError: func(path string, err error) error {
+			if !g.json {
+				bar.printf("warning: skipped %s: %v\n", path, err)
+			}
+			return nil
+		},
+	})
+	bar.clear()
+	if err != nil {
+		return err
+	}
+	if g.json {
+		if err := writeJSON(g.stdout, sum); err != nil {
+			return err
+		}
+	} else if !g.quiet {
+		printBackupSummary(g.stdout, sum)
+	}
+	if sum.Partial() {
+		var parts []string
+		if sum.ErrorCount > 0 {
+			parts = append(parts, fmt.Sprintf("%d entries skipped", sum.ErrorCount))
+		}
+		if n := len(sum.Changed); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d files changed while being read", n))
+		}
+		return partialError{fmt.Sprintf("recovery point %s made, but %s", shortID(sum.Point), strings.Join(parts, " and "))}
+	}
+	return nil
+}
+
+// shortID is the 12-hex-digit form of an ID shown in tables.
+func shortID(id archive.ID) string { return id.String()[:12] }
+
+func printBackupSummary(w io.Writer, s *archive.BackupSummary) {
+	fmt.Fprintf(w, "Recovery point %s of %s made at %s.\n", shortID(s.Point), s.Source, s.Time.Local().Format(time.DateTime))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  files\t%d (%d read, %d unchanged), %d dirs, %d symlinks, %d hard links\n",
+		s.Files, s.FilesRead, s.FilesUnchanged, s.Dirs, s.Symlinks, s.HardLinks)
+	fmt.Fprintf(tw, "  data\t%s in files, %s read\n", storage.FormatBytes(s.Bytes), storage.FormatBytes(s.BytesRead))
+	ratios := ""
+	if s.DedupRatio > 0 {
+		ratios = fmt.Sprintf(" (dedup %.2fx, compression %.2fx)", s.DedupRatio, s.CompressionRatio)
+	}
+	fmt.Fprintf(tw, "  new\t%s of new data stored as %s%s\n", storage.FormatBytes(s.NewPlainBytes), storage.FormatBytes(s.NewStoredBytes), ratios)
+	fmt.Fprintf(tw, "  skipped\t%d special files, %d excluded, %d unreadable\n", s.Special, s.Excluded, s.ErrorCount)
+	if len(s.Changed) > 0 {
+		fmt.Fprintf(tw, "  changed\t%d files changed while being read and may be inconsistent:\n", len(s.Changed))
+		for _, p := range s.Changed {
+			fmt.Fprintf(tw, "\t  %s\n", p)
+		}
+	}
+	fmt.Fprintf(tw, "  duration\t%s\n", s.Duration.Round(time.Millisecond))
+	tw.Flush()
+}
+
+// errNoPoint is wrapped when a point prefix matches nothing.
+var errNoPoint = errors.New("no such recovery point")
