@@ -242,3 +242,28 @@ func resealed(t *testing.T, c *storage.Credentials) []byte {
 	}
 	return b
 }
+
+func TestVaultStatusCredentialValidity(t *testing.T) {
+	s := newSession(t)
+	issued := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	setClock(t, issued)
+	_, _, creds := fileVault(t, s, "stat")
+	dir := t.TempDir()
+	s.ok("register", "--credentials", creds, "--passphrase-file", writeFile(t, filepath.Join(dir, "p"), "sixteen-chars-ok"),
+		"--store", filepath.Join(dir, "store"), "--server", "host1")
+	if out := s.ok("vault", "status"); !strings.Contains(out, "newest file valid until") || !strings.Contains(out, "host1 (this server)") {
+		t.Errorf("vault status within 48 h:\n%s", out)
+	}
+	setClock(t, issued.Add(48*time.Hour+time.Second))
+	if out := s.ok("vault", "status"); !strings.Contains(out, "newest file expired at") {
+		t.Errorf("vault status after 48 h:\n%s", out)
+	}
+	var st vaultStatusJSON
+	if err := json.Unmarshal([]byte(s.ok("--json", "vault", "status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Credentials.Issued || st.Credentials.Valid || st.Credentials.ExpiresAt == nil ||
+		!st.Credentials.ExpiresAt.Equal(issued.Add(48*time.Hour)) || st.Replication != "LRS" || st.ImmutableDays != 0 {
+		t.Errorf("vault status --json after 48 h: %+v", st)
+	}
+}

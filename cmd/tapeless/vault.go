@@ -237,6 +237,8 @@ func runVaultCredentials(ctx context.Context, g *globalOptions, o vaultCredentia
 	fmt.Fprintf(g.stdout, "It is valid until %s (48 hours) and replaces every earlier credentials file of this vault.\n", c.ExpiresAt.Local().Format("2006-01-02 15:04 MST"))
 	if c.AccessKey != "" {
 		fmt.Fprintf(g.stdout, "It holds the S3 access keys (%s): keep it safe and delete it after registering.\n", c.AccessKey)
+	} else if u.Scheme == "s3" {
+		fmt.Fprintf(g.stdout, "It holds no S3 access keys: registering servers need AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.\n")
 	}
 	fmt.Fprintf(g.stdout, "Next, on each server: tapeless register --credentials %s --generate-passphrase FILE\n", shellQuote(path))
 	return nil
