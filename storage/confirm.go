@@ -19,7 +19,9 @@ var (
 
 	// ErrConflict means a copy already holds a different object under the
 	// name being written. Objects are never overwritten, so it needs an
-	// operator: the errors wrapping it wrap ErrExists too.
+	// operator. Errors wrapping it also wrap ErrExists (the name is taken)
+	// and the *MismatchError saying how the objects differ, which wraps
+	// ErrCorrupt: which of the two is damaged, only the name can tell.
 	ErrConflict = errors.New("storage: a different object exists under this name")
 )
 
