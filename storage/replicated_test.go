@@ -237,6 +237,20 @@ func TestReplicatedSecondaryDown(t *testing.T) {
 	}
 }
 
+// TestReplicatedCatchUpGoesOn: an object that cannot be replicated does
+// not stop the others; the error names it.
+func TestReplicatedCatchUpGoesOn(t *testing.T) {
+	ctx := context.Background()
+	g, p, s := newFileGRS(t)
+	storagetest.MustSave(t, p, "packs/a", []byte("a"))
+	storagetest.MustSave(t, p, "packs/c", []byte("c"))
+	done, err := g.grs.CatchUp(ctx, []string{"packs/a", "packs/b-lost", "packs/c"})
+	if !slices.Equal(done, []string{"packs/a", "packs/c"}) || !errors.Is(err, storage.ErrNotFound) || !strings.Contains(err.Error(), "packs/b-lost") {
+		t.Errorf("CatchUp = %v, %v; want a and c done and an error naming b-lost", done, err)
+	}
+	mustHold(t, s, "packs/c", []byte("c"))
+}
+
 // TestReplicatedSecondaryFailsMidway: a secondary upload that breaks off
 // leaves nothing on the secondary and reports pending.
 func TestReplicatedSecondaryFailsMidway(t *testing.T) {
