@@ -39,6 +39,10 @@ func TestLockExcludesAndReleases(t *testing.T) {
 			t.Errorf("error %q does not contain %q", err, part)
 		}
 	}
+	_, err = storage.AcquireLock(ctx, b, "prune", "prune B", time.Hour, now.Add(-2*time.Minute))
+	if err == nil || !strings.Contains(err.Error(), "2m in this machine's future") {
+		t.Errorf("AcquireLock with a clock behind the holder's = %v, want it to say the record is 2m in the future", err)
+	}
 	// Another lock name is independent.
 	if _, err := storage.AcquireLock(ctx, b, "other", "x", time.Hour, now); err != nil {
 		t.Errorf("AcquireLock(other) = %v", err)
