@@ -325,8 +325,18 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 	start := o.Now()
 	res := &OffloadResult{}
 	if o.MaxClockSkew > 0 {
-		if err := CheckClockSkew(ctx, v.raw(), o.Now, o.MaxClockSkew); err != nil {
-			return nil, fmt.Errorf("offload: %w", err)
+		for i, b := range v.raw() {
+			err := CheckClockSkew(ctx, []storage.Backend{b}, o.Now, o.MaxClockSkew)
+			var skew *ClockSkewError
+			if err != nil && i > 0 && !errors.As(err, &skew) {
+				// An unreachable secondary is no reason to stop: the
+				// primary proceeds and replication stays pending.
+				o.Log(fmt.Sprintf("could not read the clock of the secondary copy: %v", err))
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("offload: %w", err)
+			}
 		}
 	}
 	for i, b := range v.raw() {
