@@ -141,6 +141,9 @@ type Store struct {
 	inflight int                  // packs being written
 	err      error                // first pack write failure (sticky)
 	closed   bool
+
+	bgCtx    context.Context // for background pack writes; cancelled by Close
+	bgCancel context.CancelFunc
 }
 
 // InitStore creates a store in dir (absent or empty) for the given keys.
@@ -296,6 +299,7 @@ func openLocked(ctx context.Context, dir string, lock *storeLock) (*Store, error
 		packSize: DefaultPackSize, pending: map[blobKey]struct{}{},
 	}
 	s.idle = sync.NewCond(&s.mu)
+	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
 	return s, nil
 }
 
@@ -313,6 +317,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.cur = nil
 	s.mu.Unlock()
+	s.bgCancel()
 	err := s.db.Close()
 	if cerr := s.objects.Close(); err == nil {
 		err = cerr
@@ -412,10 +417,11 @@ func (s *Store) Has(ctx context.Context, id ID) (bool, error) {
 // stored or pending. It returns the blob's ID and the bytes it adds to the
 // store (0 for a duplicate). The blob is compressed with zstd (kept as is
 // when that saves under 1/32), sealed with the open pack's data key (AEAD
-// binding format version, type and ID), and appended to the open pack; a
-// full pack is checked and written before AddBlob returns. Safe for
-// concurrent use: run a few goroutines to spread compression over cores.
-// Blobs are durable only after Flush.
+// binding format version, type and ID), and appended to the open pack.
+// Full packs are checked and written in the background, one at a time.
+// Safe for concurrent use: run a few goroutines to spread compression over
+// cores. Blobs are durable only after Flush, which also reports a failed
+// background write.
 func (s *Store) AddBlob(ctx context.Context, t BlobType, data []byte) (ID, int64, error) {
 	if !t.valid() {
 		return ID{}, 0, fmt.Errorf("add blob: unknown blob type %d", t)
@@ -482,19 +488,26 @@ func (s *Store) AddBlob(ctx context.Context, t BlobType, data []byte) (ID, int64
 		return id, 0, err
 	}
 	stored := int64(len(plain) + sealOverhead + entryLen)
-	var full *packBuilder
 	if len(s.cur.buf) >= s.packSize {
-		full, s.cur = s.cur, nil
+		full := s.cur
+		s.cur = nil
+		// Write full packs in the background so the callers go on
+		// compressing; beyond maxBackgroundPacks in flight a caller waits
+		// (back-pressure, and memory stays at a few packs). A failure is
+		// sticky: the next AddBlob or Flush returns it.
+		for s.inflight >= maxBackgroundPacks {
+			s.idle.Wait()
+		}
 		s.inflight++
+		go s.commitPack(s.bgCtx, full) //nolint:errcheck // sticky in s.err
 	}
 	s.mu.Unlock()
-	if full != nil {
-		if err := s.commitPack(ctx, full); err != nil {
-			return id, 0, err
-		}
-	}
 	return id, stored, nil
 }
+
+// maxBackgroundPacks is how many full packs may be being written while
+// AddBlob goes on filling the next one.
+const maxBackgroundPacks = 1
 
 var compressBufs = sync.Pool{New: func() any { b := make([]byte, 0, ChunkMax+ChunkMax/8); return &b }}
 

@@ -2,22 +2,55 @@ package archive
 
 import (
 	"context"
+	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
 
-// benchChunks returns n distinct chunks of about 1 MiB.
+// benchChunks returns n distinct chunks of 1 MiB: "text" is real text (the
+// Go toolchain's own sources, falling back to synthetic text), "random" is
+// incompressible.
 func benchChunks(kind string, n int) [][]byte {
+	var text []byte
+	if kind == "text" {
+		text = goSources(n << 20)
+	}
 	out := make([][]byte, n)
 	for i := range out {
-		if kind == "text" {
+		switch {
+		case kind == "text" && len(text) >= (i+1)<<20:
+			out[i] = text[i<<20 : (i+1)<<20]
+		case kind == "text":
 			out[i] = textLike(uint64(1000+i), 1<<20)
-		} else {
+		default:
 			out[i] = randomBytes(uint64(1000+i), 1<<20)
 		}
 	}
 	return out
+}
+
+// goSources returns up to n bytes of .go files under GOROOT/src.
+func goSources(n int) []byte {
+	root, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return nil
+	}
+	var out []byte
+	_ = filepath.WalkDir(filepath.Join(strings.TrimSpace(string(root)), "src"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || len(out) >= n {
+			return filepath.SkipAll
+		}
+		if strings.HasSuffix(p, ".go") {
+			b, _ := os.ReadFile(p)
+			out = append(out, b...)
+		}
+		return nil
+	})
+	return out[:min(n, len(out))]
 }
 
 // BenchmarkAddBlob measures the whole write path per byte: chunk ID,

@@ -662,3 +662,30 @@ func TestStoreLockAcrossProcesses(t *testing.T) {
 		t.Errorf("StaleLock = %+v, want the killed PID %d", sl, cmd.Process.Pid)
 	}
 }
+
+func TestPackWriteFailureSurfaces(t *testing.T) {
+	s, _ := newTestStore(t)
+	s.SetPackSize(256 << 10)
+	fault := storage.NewFault(s.objects)
+	s.objects = fault
+	ctx := context.Background()
+	fault.FailNth(storage.OpSave, 1, nil) // the first pack
+	var addErr error
+	var ids []ID
+	for i := 0; i < 6 && addErr == nil; i++ {
+		var id ID
+		id, _, addErr = s.AddBlob(ctx, BlobData, randomBytes(uint64(60+i), 300<<10))
+		ids = append(ids, id)
+	}
+	err := s.Flush(ctx)
+	if !errors.Is(err, storage.ErrInjected) {
+		t.Fatalf("Flush after a failed background pack write = %v (AddBlob: %v), want the injected error", err, addErr)
+	}
+	// Nothing of the failed pack counts as stored.
+	if ok, _ := s.Has(ctx, ids[0]); ok {
+		t.Error("a blob of the failed pack counts as stored")
+	}
+	if _, _, err := s.AddBlob(ctx, BlobData, []byte("more")); err == nil {
+		t.Error("AddBlob after a failed write succeeded; the store must be reopened")
+	}
+}
