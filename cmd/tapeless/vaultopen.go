@@ -65,6 +65,32 @@ func openVault(ctx context.Context, g *globalOptions, cfg *config) (*openedVault
 	return o, nil
 }
 
+// openVaultForRead is openVault for commands that only read (restore,
+// points): when the primary copy cannot even be opened (its config is
+// read from there) and the vault has a secondary copy, it reads from the
+// secondary copy alone and says so.
+func openVaultForRead(ctx context.Context, g *globalOptions, cfg *config) (*openedVault, error) {
+	o, err := openVault(ctx, g, cfg)
+	if err == nil || cfg.Vault == nil || cfg.Vault.SecondaryURL == "" {
+		return o, err
+	}
+	a, so := vaultAccounts(cfg)
+	sa := storage.Account{URL: cfg.Vault.SecondaryURL, Options: a.Options}
+	if so != nil {
+		sa.Options = *so
+	}
+	v, serr := storage.OpenVault(ctx, sa, cfg.Vault.Name, so)
+	if serr != nil {
+		return nil, fmt.Errorf("%w; the secondary copy at %s failed too: %v", err, storage.Redact(cfg.Vault.SecondaryURL), serr)
+	}
+	if !g.quiet {
+		fmt.Fprintf(g.stderr, "note: the primary copy of vault %s failed (%v); reading from the secondary copy at %s\n",
+			cfg.Vault.Name, err, storage.Redact(cfg.Vault.SecondaryURL))
+	}
+	b := v.Primary() // the secondary account's copy
+	return &openedVault{v: v, target: archive.VaultTarget{Name: v.Name(), Primary: b, Raw: []storage.Backend{b}}, read: b}, nil
+}
+
 // objectHashFromName returns the SHA-256 an archive object's name says its
 // bytes have (packs/, index/ and points/ objects are named by it).
 func objectHashFromName(name string) ([32]byte, bool) {
@@ -82,7 +108,7 @@ func objectHashFromName(name string) ([32]byte, bool) {
 // listVaultPoints lists the points archived in the configured vault.
 func listVaultPoints(ctx context.Context, c *config) ([]archive.PointHeader, error) {
 	g := &globalOptions{quiet: true}
-	o, err := openVault(ctx, g, c)
+	o, err := openVaultForRead(ctx, g, c)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +137,7 @@ func (v *vaultSource) Close() error {
 // it through the staging folder, after the scratch-space check. A read the
 // primary copy cannot serve falls back to the secondary and says so.
 func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix string) (*vaultSource, error) {
-	ov, err := openVault(ctx, g, cfg)
+	ov, err := openVaultForRead(ctx, g, cfg)
 	if err != nil {
 		return nil, err
 	}
