@@ -118,8 +118,8 @@ type KDFParams struct {
 }
 
 // DefaultKDF are the argon2id parameters new envelopes get: 6 passes over
-// 128 MiB with 4 lanes. One unwrap in a fresh process measured 0.84-1.01 s
-// on the project's 2-core machines (about 0.7 s when the memory is already
+// 128 MiB with 4 lanes. One unwrap in a fresh process measured 1.0-1.15 s
+// on the project's 2-core machines (0.87 s when the memory is already
 // mapped); RFC 9106's second profile (t=3, m=64 MiB) took only 0.34 s.
 var DefaultKDF = KDFParams{Time: 6, MemoryKiB: 128 * 1024, Threads: 4}
 
