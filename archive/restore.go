@@ -13,8 +13,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -40,6 +42,16 @@ type RestoreOptions struct {
 	SpecialBits bool
 	// Progress, when set, is called about every 200 ms and at the end.
 	Progress func(RestoreProgress)
+	// Workers is the number of files written in parallel (default 2 to
+	// 4, by CPU count).
+	Workers int
+}
+
+func (o RestoreOptions) workers() int {
+	if o.Workers > 0 {
+		return o.Workers
+	}
+	return min(max(runtime.GOMAXPROCS(0), 2), 4)
 }
 
 // RestoreProgress is a snapshot of a running restore.
@@ -132,12 +144,19 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	}
 	defer root.Close()
 	rs.root = root
+	rs.main = newFileWriter()
 	clear(rs.heads)
+	rs.startWorkers(o.workers())
 	mr, err = OpenManifest(ctx, r, h.Tree)
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
-	if err := rs.run(mr); err != nil {
+	err = rs.run(mr)
+	if err != nil {
+		rs.drain()
+	}
+	rs.stopWorkers()
+	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
 	rs.sum.Duration = time.Since(start)
@@ -211,16 +230,100 @@ type restoreRun struct {
 	root *os.Root
 	sub  string
 
-	heads     map[string]*Node  // hard-link group heads outside sub
-	linked    map[string]string // head path → where its content was restored
-	topLinks  []*Node           // symlinks at the top of the target
-	sum       *RestoreSummary
-	start     time.Time
-	total     int64
-	lastRep   time.Time
-	chunkBuf  []byte
-	copyBuf   []byte
-	hashState hash.Hash
+	heads    map[string]*Node // hard-link group heads outside sub
+	topLinks []*Node          // symlinks at the top of the target
+	start    time.Time
+	total    int64
+	lastRep  time.Time
+	main     *fileWriter // for files written by the main loop
+
+	// Files are written by workers; the main loop waits for them (drain)
+	// before it links to a file or closes a directory.
+	jobs     chan fileJob
+	pending  sync.WaitGroup
+	workers  sync.WaitGroup
+	mu       sync.Mutex        // guards the fields below
+	sum      *RestoreSummary   //
+	linked   map[string]string // head path → where its content was restored
+	firstErr error
+}
+
+// fileJob is one file for a worker to write.
+type fileJob struct {
+	n    *Node
+	dest string
+}
+
+// fileWriter is the per-goroutine state of writing files.
+type fileWriter struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func newFileWriter() *fileWriter {
+	return &fileWriter{h: sha256.New(), buf: make([]byte, 1<<20)}
+}
+
+// startWorkers starts n goroutines writing submitted files.
+func (rs *restoreRun) startWorkers(n int) {
+	rs.jobs = make(chan fileJob, 2*n)
+	for range n {
+		rs.workers.Add(1)
+		go func() {
+			defer rs.workers.Done()
+			w := newFileWriter()
+			for j := range rs.jobs {
+				if rs.err() == nil {
+					if err := rs.file(w, j.n, j.dest); err != nil {
+						rs.setErr(err)
+					}
+				}
+				rs.pending.Done()
+			}
+		}()
+	}
+}
+
+func (rs *restoreRun) stopWorkers() {
+	if rs.jobs != nil {
+		close(rs.jobs)
+		rs.workers.Wait()
+	}
+}
+
+func (rs *restoreRun) err() error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.firstErr
+}
+
+func (rs *restoreRun) setErr(err error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.firstErr == nil {
+		rs.firstErr = err
+	}
+}
+
+// submit hands a file to the workers and reports an earlier worker error.
+func (rs *restoreRun) submit(n *Node, dest string) error {
+	if err := rs.err(); err != nil {
+		return err
+	}
+	rs.pending.Add(1)
+	select {
+	case rs.jobs <- fileJob{n, dest}:
+		return nil
+	case <-rs.ctx.Done():
+		rs.pending.Done()
+		return rs.ctx.Err()
+	}
+}
+
+// drain waits until every submitted file is written.
+func (rs *restoreRun) drain() error {
+	rs.pending.Wait()
+	return rs.err()
 }
 
 func (rs *restoreRun) report(final bool) {
@@ -231,10 +334,15 @@ func (rs *restoreRun) report(final bool) {
 		return
 	}
 	rs.lastRep = time.Now()
-	rs.o.Progress(RestoreProgress{Files: rs.sum.Files, Bytes: rs.sum.Bytes, TotalBytes: rs.total, Elapsed: time.Since(rs.start)})
+	rs.mu.Lock()
+	p := RestoreProgress{Files: rs.sum.Files, Bytes: rs.sum.Bytes, TotalBytes: rs.total, Elapsed: time.Since(rs.start)}
+	rs.mu.Unlock()
+	rs.o.Progress(p)
 }
 
 func (rs *restoreRun) warn(format string, a ...any) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
 	const maxWarnings = 100
 	if len(rs.sum.Warnings) < maxWarnings {
 		rs.sum.Warnings = append(rs.sum.Warnings, fmt.Sprintf(format, a...))
@@ -425,6 +533,9 @@ func (rs *restoreRun) run(mr *ManifestReader) error {
 		}
 		rs.report(false)
 	}
+	if err := rs.drain(); err != nil {
+		return err
+	}
 	slices.Reverse(tc.stack)
 	if err := rs.closeDirs(tc.stack); err != nil {
 		return err
@@ -442,6 +553,12 @@ func (rs *restoreRun) run(mr *ManifestReader) error {
 // everything inside, so the mtime sticks and a read-only directory is
 // locked only when full).
 func (rs *restoreRun) closeDirs(dirs []*openDir) error {
+	if len(dirs) == 0 {
+		return nil
+	}
+	if err := rs.drain(); err != nil {
+		return err
+	}
 	for _, d := range dirs {
 		for _, n := range d.symlinks {
 			if err := rs.symlink(n); err != nil {
@@ -464,7 +581,7 @@ func (rs *restoreRun) entry(n *Node) error {
 	case n.LinkTo != "":
 		return rs.hardlink(n)
 	case n.Type == TypeFile:
-		return rs.file(n, n.Path)
+		return rs.submit(n, n.Path)
 	}
 	return fmt.Errorf("manifest entry %q: unsupported type %v", n.Path, n.Type)
 }
@@ -507,19 +624,29 @@ func (rs *restoreRun) dir(n *Node) error {
 			return fmt.Errorf("restore %s: %w", n.Path, err)
 		}
 	}
+	rs.mu.Lock()
 	rs.sum.Dirs++
+	rs.mu.Unlock()
 	return nil
 }
 
 func (rs *restoreRun) hardlink(n *Node) error {
-	if to, ok := rs.linked[n.LinkTo]; ok {
+	if err := rs.drain(); err != nil { // the link's target must be complete
+		return err
+	}
+	rs.mu.Lock()
+	to, ok := rs.linked[n.LinkTo]
+	rs.mu.Unlock()
+	if ok {
 		if err := rs.clear(n.Path); err != nil {
 			return err
 		}
 		if err := rs.root.Link(to, n.Path); err != nil {
 			return fmt.Errorf("restore hard link %s: %w", n.Path, err)
 		}
+		rs.mu.Lock()
 		rs.sum.HardLinks++
+		rs.mu.Unlock()
 		return nil
 	}
 	head, ok := rs.heads[n.LinkTo]
@@ -529,7 +656,7 @@ func (rs *restoreRun) hardlink(n *Node) error {
 	// The group's first member lies outside the restored path: this
 	// member gets the content and later ones link to it.
 	delete(rs.heads, n.LinkTo)
-	return rs.file(head, n.Path)
+	return rs.file(rs.main, head, n.Path)
 }
 
 // fileMode converts stored permission bits to an os.FileMode.
@@ -549,7 +676,7 @@ func fileMode(perm uint32, special bool) fs.FileMode {
 
 // file restores the content and metadata of n at dest (n.Path, or another
 // member of its hard-link group).
-func (rs *restoreRun) file(n *Node, dest string) error {
+func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
 	if err := rs.clear(dest); err != nil {
 		return err
 	}
@@ -557,7 +684,7 @@ func (rs *restoreRun) file(n *Node, dest string) error {
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", dest, err)
 	}
-	err = rs.content(f, n, dest)
+	err = rs.content(w, f, n, dest)
 	if err == nil {
 		err = rs.fileMeta(f, n, dest)
 	}
@@ -570,6 +697,8 @@ func (rs *restoreRun) file(n *Node, dest string) error {
 	if err := rs.root.Chtimes(dest, time.Time{}, time.Unix(0, n.Mtime)); err != nil {
 		return fmt.Errorf("restore %s: set times: %w", dest, err)
 	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
 	if n.Nlink > 1 {
 		rs.linked[n.Path] = dest
 	}
@@ -580,18 +709,14 @@ func (rs *restoreRun) file(n *Node, dest string) error {
 
 // content writes the file's data extents, leaving holes unwritten, and
 // checks size and SHA-256 of what was written.
-func (rs *restoreRun) content(f *os.File, n *Node, dest string) error {
-	if rs.hashState == nil {
-		rs.hashState = sha256.New()
-		rs.copyBuf = make([]byte, 1<<20)
-	}
-	h := rs.hashState
+func (rs *restoreRun) content(w *fileWriter, f *os.File, n *Node, dest string) error {
+	h := w.h
 	h.Reset()
-	cs := &chunkStream{ctx: rs.ctx, r: rs.r, ids: n.Chunks, buf: rs.chunkBuf}
+	cs := &chunkStream{ctx: rs.ctx, r: rs.r, ids: n.Chunks}
 	var written int64
 	for _, x := range n.dataExtents() {
-		w := io.NewOffsetWriter(f, x.Offset)
-		c, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(cs, x.Length), rs.copyBuf)
+		ow := io.NewOffsetWriter(f, x.Offset)
+		c, err := io.CopyBuffer(io.MultiWriter(ow, h), io.LimitReader(cs, x.Length), w.buf)
 		written += c
 		if err != nil {
 			return fmt.Errorf("restore %s: %w", dest, err)
@@ -600,7 +725,6 @@ func (rs *restoreRun) content(f *os.File, n *Node, dest string) error {
 			return fmt.Errorf("restore %s: content is %d bytes short of the manifest's size", dest, x.Length-c)
 		}
 	}
-	rs.chunkBuf = cs.buf
 	if extra, err := cs.Read(make([]byte, 1)); extra > 0 || (err != nil && err != io.EOF) {
 		if err != nil {
 			return fmt.Errorf("restore %s: %w", dest, err)
@@ -615,7 +739,9 @@ func (rs *restoreRun) content(f *os.File, n *Node, dest string) error {
 	if err := f.Truncate(n.Size); err != nil {
 		return fmt.Errorf("restore %s: %w", dest, err)
 	}
+	rs.mu.Lock()
 	rs.sum.Written += written
+	rs.mu.Unlock()
 	return nil
 }
 
@@ -671,7 +797,9 @@ func (rs *restoreRun) symlink(n *Node) error {
 	if err := unix.UtimesNanoAt(int(d.Fd()), base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("restore symlink %s: set times: %w", n.Path, err)
 	}
+	rs.mu.Lock()
 	rs.sum.Symlinks++
+	rs.mu.Unlock()
 	return nil
 }
 
@@ -712,7 +840,6 @@ type chunkStream struct {
 	r   *Reader
 	ids []ID
 	cur []byte
-	buf []byte
 }
 
 func (c *chunkStream) Read(p []byte) (int, error) {
