@@ -22,6 +22,11 @@ const MaxBlobSize = 64 << 20
 // of MiB keep the PUT count and per-object costs of cold tiers low.
 const DefaultPackSize = 32 << 20
 
+// maxStoredOverhead bounds what sealing and a failed compression can add
+// to a blob: nonce, tag, compression byte, and zstd framing of data it
+// could not shrink is never stored.
+const maxStoredOverhead = sealOverhead + 1
+
 // Compression modes: the first plaintext byte of every sealed blob.
 const (
 	compNone byte = 0 // stored as is
@@ -96,6 +101,11 @@ func decodeEntries(b []byte) ([]packEntry, error) {
 		es[i] = parseEntry(b[4+i*entryLen:])
 		if !es[i].Type.valid() {
 			return nil, fmt.Errorf("entry %d has unknown blob type %d", i, es[i].Type)
+		}
+		// Bounds keep a damaged entry from making a reader allocate
+		// gigabytes; no writer produces bigger blobs.
+		if es[i].RawLen > MaxBlobSize || es[i].Length > MaxBlobSize+maxStoredOverhead {
+			return nil, fmt.Errorf("entry %d (blob %s) is larger than any blob: %d bytes stored, %d raw", i, es[i].ID, es[i].Length, es[i].RawLen)
 		}
 	}
 	return es, nil
