@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/storagetest"
+)
+
+// setVaultPolicy rewrites the long-term policy in the CLI's config.
+func (c *olCLI) setVaultPolicy(daily int) {
+	c.t.Helper()
+	path := filepath.Join(c.dir, "config.yaml")
+	cfg, err := loadConfig(path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cfg.Retention.Vault = vaultRetention{Daily: daily}
+	if err := saveConfig(path, cfg); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// pruneScenario offloads two points of the same day and prunes with one
+// daily point: the older one expires.
+func pruneScenario(t *testing.T, c *olCLI, wantDry string) (old, kept archive.ID, res archive.PruneResult) {
+	t.Helper()
+	old, _ = c.backup(700)
+	kept, _ = c.backup(701)
+	c.mustRun("offload", "--keep-within", "0s", "--keep-last", "0")
+	c.setVaultPolicy(1)
+	dry := c.mustRun("prune", "--dry-run")
+	if !strings.Contains(dry, "expire") || !strings.Contains(dry, wantDry) {
+		t.Errorf("prune --dry-run:\n%s", dry)
+	}
+	out := c.mustRun("prune", "--json")
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("prune --json: %v\n%s", err, out)
+	}
+	return old, kept, res
+}
+
+func TestPruneCLIFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	root := t.TempDir()
+	c := newOlCLI(t, buildTapeless(t), "file://"+filepath.Join(root, "p"), "file://"+filepath.Join(root, "s"), storage.Options{})
+	old, kept, res := pruneScenario(t, c, "Would remove 1 expired points")
+	if len(res.Expired) != 1 || res.Expired[0] != old || len(res.Waiting) != 0 {
+		t.Fatalf("prune expired %v, waiting %v; want %s and nothing waiting", res.Expired, res.Waiting, old)
+	}
+	for _, b := range c.copies {
+		pts := completePoints(t, b)
+		if pts[old] || !pts[kept] {
+			t.Errorf("%s after prune: old point present %v, kept point complete %v", b.Location(), pts[old], pts[kept])
+		}
+		st, err := archive.Verify(context.Background(), b, nil, false, 0, func(p archive.VerifyProblem) { t.Errorf("verify: %v", p) })
+		if err != nil || st.Unreferenced != 0 {
+			t.Errorf("verify %s after prune: %d unreferenced packs, %v", b.Location(), st.Unreferenced, err)
+		}
+	}
+	var pts []pointInfo
+	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pts); err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 1 || pts[0].ID != kept.String() {
+		t.Errorf("points after prune: %+v, want only %s", pts, kept)
+	}
+}
+
+// TestPruneCLIObjectLockMinIO: on a vault created with --immutable-days,
+// prune reports the expired point as waiting and deletes nothing.
+func TestPruneCLIObjectLockMinIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	pu, o := storagetest.MinIOLock(t, "primary")
+	su, _ := storagetest.MinIOLock(t, "secondary")
+	bin := buildTapeless(t)
+	c := &olCLI{t: t, bin: bin, dir: t.TempDir(), vault: "locked",
+		env: []string{"AWS_ACCESS_KEY_ID=" + o.AccessKey, "AWS_SECRET_ACCESS_KEY=" + o.SecretKey}}
+	creds := filepath.Join(c.dir, "locked.VaultCredentials")
+	c.mustRun("vault", "create", c.vault, "--url", pu, "--secondary-url", su, "--immutable-days", "1")
+	c.mustRun("vault", "credentials", c.vault, "--url", pu, "-o", creds)
+	c.mustRun("register", "--credentials", creds, "--generate-passphrase", filepath.Join(c.dir, "passphrase"),
+		"--store", filepath.Join(c.dir, "store"), "--staging", filepath.Join(c.dir, "staging"))
+	for i, u := range []string{pu, su} {
+		b, err := storage.Open(context.Background(), u, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		c.copies[i] = storage.Prefixed(b, "vaults/"+c.vault)
+	}
+	// The dry run already knows the point would have to wait.
+	old, kept, res := pruneScenario(t, c, "Would remove 0 expired points")
+	if len(res.Expired) != 0 || len(res.Waiting) == 0 || res.Waiting[0].Name != archive.PointName(old) {
+		t.Fatalf("prune on an object-lock vault: expired %v, waiting %+v; want nothing expired and %s waiting", res.Expired, res.Waiting, old)
+	}
+	text := c.mustRun("prune")
+	if !strings.Contains(text, "under object lock") || !strings.Contains(text, "waiting  "+archive.PointName(old)) {
+		t.Errorf("prune output does not report the waiting point:\n%s", text)
+	}
+	for _, b := range c.copies {
+		pts := completePoints(t, b)
+		if !pts[old] || !pts[kept] {
+			t.Errorf("%s: a locked point was deleted (old %v, kept %v)", b.Location(), pts[old], pts[kept])
+		}
+	}
+}
