@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -489,4 +488,3 @@ func objectList(t *testing.T, b storage.Backend) []string {
 	return out
 }
 
-var _ = bytes.Equal
