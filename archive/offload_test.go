@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
@@ -488,3 +490,34 @@ func objectList(t *testing.T, b storage.Backend) []string {
 	return out
 }
 
+// TestOffloadAbortsIncompleteUploadsMinIO: a multipart upload a killed run
+// left behind is aborted when the next offload starts.
+func TestOffloadAbortsIncompleteUploadsMinIO(t *testing.T) {
+	ctx := context.Background()
+	v := minioVault(t)
+	s3, ok := storage.Innermost(v.Primary).(*storage.S3)
+	if !ok {
+		t.Fatalf("primary is %T, want *storage.S3", storage.Innermost(v.Primary))
+	}
+	u, err := storage.ParseURL(s3.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := u.Prefix + "/packs/00/" + strings.Repeat("0", 64)
+	core := minio.Core{Client: s3.Client()}
+	if _, err := core.NewMultipartUpload(ctx, s3.Bucket(), key, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := offloadStore(t)
+	now := time.Now()
+	backupSeries(t, s, 1, now)
+	res := offloadAll(t, s, v, now, OffloadOptions{AbortUploadsOlderThan: time.Nanosecond})
+	if res.UploadsAborted < 1 {
+		t.Errorf("offload aborted %d incomplete uploads, want the one left behind", res.UploadsAborted)
+	}
+	for up := range s3.Client().ListIncompleteUploads(ctx, s3.Bucket(), u.Prefix, true) {
+		if up.Err == nil && up.Key == key {
+			t.Errorf("incomplete upload of %s is still there", key)
+		}
+	}
+}
