@@ -329,6 +329,13 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 			needed[IndexName(r.Index)] = true
 		}
 	}
+	// Objects no point references are collected only when the listing
+	// shows points at all: packs without a single point look exactly
+	// like a points listing that came back empty.
+	collectOrphans := len(headers) > 0 || len(listing.union(PacksPrefix)) == 0
+	if !collectOrphans {
+		o.Log("the vault lists packs but no point: leaving unreferenced objects alone (an empty points listing is never a reason to delete)")
+	}
 	// Index objects before their packs: an index must never name a
 	// missing pack.
 	var cands []string
@@ -341,7 +348,7 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 				cands = append(cands, name)
 				continue
 			}
-			if age := now.Sub(newestModTime(listing, name)); age >= o.OrphanGrace {
+			if age := now.Sub(newestModTime(listing, name)); collectOrphans && age >= o.OrphanGrace {
 				cands = append(cands, name)
 				res.Orphans++
 			}

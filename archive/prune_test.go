@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
@@ -196,5 +199,74 @@ func TestPruneObjectLockWaits(t *testing.T) {
 	name := PointName(pts[0].id)
 	if err := bs[0].Remove(ctx, name); !errors.Is(err, storage.ErrLocked) {
 		t.Errorf("Remove of a locked object: %v, want ErrLocked", err)
+	}
+}
+
+// TestPruneOrphansNeverFromEmptyPointListing: packs with no point listed
+// at all are left alone, however old; with points listed, old objects no
+// point references are collected and young ones are not.
+func TestPruneOrphansNeverFromEmptyPointListing(t *testing.T) {
+	ctx := context.Background()
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 2, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	for _, b := range v.Copies() {
+		for _, p := range pts {
+			if err := b.Remove(ctx, PointName(p.id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The catalogue would catch this; a server without one must not
+	// delete either.
+	if err := s.db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket(bucketCatalog) }); err != nil {
+		t.Fatal(err)
+	}
+	later := func() time.Time { return now.Add(30 * 24 * time.Hour) }
+	before := objectList(t, v.Primary)
+	res, err := Prune(ctx, s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}, Now: later, MaxClockSkew: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ObjectsRemoved != 0 {
+		t.Errorf("prune removed %d objects with no point listed", res.ObjectsRemoved)
+	}
+	if after := objectList(t, v.Primary); !slices.Equal(before, after) {
+		t.Error("prune changed the vault with no point listed")
+	}
+}
+
+// TestPruneCollectsOldOrphansOnly: an object no point references (left by
+// an offload killed before its point) is collected once it is older than
+// the grace period, never before.
+func TestPruneCollectsOldOrphansOnly(t *testing.T) {
+	ctx := context.Background()
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	backupSeries(t, s, 1, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	orphan := PackName(ID{0xab, 1})
+	for _, b := range v.Copies() {
+		if err := b.Save(ctx, orphan, strings.NewReader("orphan"), 6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keepAll := retention.Policy{} // an empty vault policy expires nothing
+	res, err := Prune(ctx, s, v, PruneOptions{Policy: keepAll, Now: func() time.Time { return now }})
+	if err != nil || res.ObjectsRemoved != 0 {
+		t.Fatalf("prune within the grace period removed %d objects (%v), want 0", res.ObjectsRemoved, err)
+	}
+	later := func() time.Time { return now.Add(DefaultOrphanGrace + time.Hour) }
+	res, err = Prune(ctx, s, v, PruneOptions{Policy: keepAll, Now: later, MaxClockSkew: -1})
+	if err != nil || res.ObjectsRemoved != 1 || res.Orphans != 1 {
+		t.Fatalf("prune after the grace period: removed %d, orphans %d (%v); want 1, 1", res.ObjectsRemoved, res.Orphans, err)
+	}
+	for _, b := range v.Copies() {
+		if _, err := b.Stat(ctx, orphan); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("orphan still at %s: %v", b.Location(), err)
+		}
 	}
 }
