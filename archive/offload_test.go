@@ -521,3 +521,21 @@ func TestOffloadAbortsIncompleteUploadsMinIO(t *testing.T) {
 		}
 	}
 }
+
+// TestOffloadLRS: with one copy, a point is archived and deleted locally
+// once the primary confirms it; --read-back downloads every object again.
+func TestOffloadLRS(t *testing.T) {
+	s, k := offloadStore(t)
+	v, _ := fileVault(t)
+	v.Secondary = nil
+	now := time.Now()
+	pts := backupSeries(t, s, 2, now)
+	res := offloadAll(t, s, v, now, OffloadOptions{ReadBack: true})
+	if len(res.Archived) != 2 || len(res.Pending) != 0 || res.PendingReplication.Objects != 0 {
+		t.Fatalf("LRS offload: archived %d, pending %d; want 2, 0", len(res.Archived), len(res.Pending))
+	}
+	for _, p := range pts {
+		checkComplete(t, v.Primary, p.id)
+		restoreFrom(t, v.Primary, k, p.id, p.files)
+	}
+}

@@ -72,6 +72,16 @@ func TestPruneCLIFile(t *testing.T) {
 	if len(pts) != 1 || pts[0].ID != kept.String() {
 		t.Errorf("points after prune: %+v, want only %s", pts, kept)
 	}
+	var st statusJSON
+	if err := json.Unmarshal([]byte(c.mustRun("status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.LocalPoints != 0 || st.Archived != 1 || st.Expired != 1 || st.Uploading != 0 || st.LastOffload == nil {
+		t.Errorf("status after offload and prune: %+v; want 0 local, 1 archived, 1 expired", st)
+	}
+	if text := c.mustRun("status"); !strings.Contains(text, "1 points archived") || !strings.Contains(text, "no replication pending") {
+		t.Errorf("status:\n%s", text)
+	}
 }
 
 // TestPruneCLIObjectLockMinIO: on a vault created with --immutable-days,
