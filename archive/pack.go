@@ -183,10 +183,17 @@ func chunkID(key *[32]byte, data []byte) ID {
 // openBlob authenticates, decrypts and decompresses one sealed blob and
 // checks its chunk ID. version is the pack's format version.
 func openBlob(dataKey *[32]byte, chunkKey *[32]byte, version int, e packEntry, sealed []byte) ([]byte, error) {
+	return openBlobScratch(dataKey, chunkKey, version, e, sealed, nil, nil)
+}
+
+// openBlobScratch is openBlob decrypting into plainBuf and decompressing
+// into dataBuf when they are big enough (the result may alias either), for
+// callers that check many blobs and keep none.
+func openBlobScratch(dataKey *[32]byte, chunkKey *[32]byte, version int, e packEntry, sealed, plainBuf, dataBuf []byte) ([]byte, error) {
 	if uint32(len(sealed)) != e.Length {
 		return nil, fmt.Errorf("blob %s: %w: %d bytes, index says %d", e.ID, ErrAuthentication, len(sealed), e.Length)
 	}
-	plain, err := openAEAD(dataKey[:], blobAD(version, e.Type, e.ID), sealed)
+	plain, err := openAEADTo(plainBuf[:0], dataKey[:], blobAD(version, e.Type, e.ID), sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%s blob %s: %w", e.Type, e.ID, err)
 	}
@@ -198,7 +205,10 @@ func openBlob(dataKey *[32]byte, chunkKey *[32]byte, version int, e packEntry, s
 	case compNone:
 		data = plain[1:]
 	case compZstd:
-		data, err = decoder().DecodeAll(plain[1:], make([]byte, 0, e.RawLen))
+		if uint32(cap(dataBuf)) < e.RawLen {
+			dataBuf = make([]byte, 0, e.RawLen)
+		}
+		data, err = decoder().DecodeAll(plain[1:], dataBuf[:0:e.RawLen])
 		if err != nil {
 			return nil, fmt.Errorf("%s blob %s: decompress: %w", e.Type, e.ID, err)
 		}
@@ -232,10 +242,28 @@ func newPackBuilder(pub [32]byte, capacity int) (*packBuilder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new pack: %w", err)
 	}
-	b := make([]byte, 0, capacity+capacity/8)
+	b := getPackBuf(capacity + capacity/8)
 	b = append(b, prefix...)
 	b = append(b, block...)
 	return &packBuilder{dataKey: dk, buf: b}, nil
+}
+
+// packBufs recycles pack buffers: a pack is tens of MiB, and allocating a
+// fresh one per pack makes the garbage collector hold several at once.
+var packBufs sync.Pool
+
+func getPackBuf(capacity int) []byte {
+	if b, ok := packBufs.Get().(*[]byte); ok && cap(*b) >= capacity {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, capacity)
+}
+
+// release returns the pack's buffer for reuse; p must not be used after.
+func (p *packBuilder) release() {
+	b := p.buf[:0]
+	p.buf = nil
+	packBufs.Put(&b)
 }
 
 // add seals one compressed blob (compression byte first) into the pack.
@@ -281,11 +309,13 @@ func checkPack(pack []byte, dataKey *[32]byte, chunkKey *[32]byte, want []packEn
 	if len(es) != len(want) {
 		return fmt.Errorf("trailer lists %d blobs, wrote %d", len(es), len(want))
 	}
+	plainBuf := make([]byte, 0, ChunkMax+maxStoredOverhead)
+	dataBuf := make([]byte, 0, ChunkMax)
 	for i, e := range es {
 		if e != want[i] {
 			return fmt.Errorf("trailer entry %d differs from the blob written", i)
 		}
-		if _, err := openBlob(dataKey, chunkKey, version, e, pack[e.Offset:e.Offset+e.Length]); err != nil {
+		if _, err := openBlobScratch(dataKey, chunkKey, version, e, pack[e.Offset:e.Offset+e.Length], plainBuf, dataBuf); err != nil {
 			return err
 		}
 	}

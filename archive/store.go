@@ -527,6 +527,7 @@ func (s *Store) usable() error {
 // s.inflight.
 func (s *Store) commitPack(ctx context.Context, p *packBuilder) error {
 	err := s.writePack(ctx, p)
+	p.release()
 	s.mu.Lock()
 	for _, e := range p.entries {
 		delete(s.pending, makeBlobKey(e.Type, e.ID))
