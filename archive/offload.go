@@ -567,7 +567,7 @@ func (f *offloader) point(ctx context.Context, h PointHeader, deleteLocal bool) 
 			return err
 		}
 		f.res.Pending = append(f.res.Pending, h.ID)
-		f.o.Log(fmt.Sprintf("point %s archived, replication pending (%d objects); the local copy is kept", h.ID, len(e.Pending)))
+		f.o.Log(fmt.Sprintf("point %s archived, replication pending (%d objects); the local copy is kept", h.ID.String()[:12], len(e.Pending)))
 		return nil
 	}
 	wasPending := e.State == StatePending
@@ -594,7 +594,7 @@ func (f *offloader) point(ctx context.Context, h PointHeader, deleteLocal bool) 
 		return err
 	}
 	f.res.Archived = append(f.res.Archived, h.ID)
-	f.o.Log(fmt.Sprintf("point %s archived and removed from the store", h.ID))
+	f.o.Log(fmt.Sprintf("point %s archived and removed from the store", h.ID.String()[:12]))
 	return nil
 }
 
