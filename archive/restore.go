@@ -19,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -677,10 +678,15 @@ func fileMode(perm uint32, special bool) fs.FileMode {
 // file restores the content and metadata of n at dest (n.Path, or another
 // member of its hard-link group).
 func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
-	if err := rs.clear(dest); err != nil {
-		return err
-	}
+	// Create first and clear only on EEXIST: one path walk fewer per file,
+	// which is most of a small file's cost.
 	f, err := rs.root.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		if err := rs.clear(dest); err != nil {
+			return err
+		}
+		f, err = rs.root.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", dest, err)
 	}
@@ -688,14 +694,17 @@ func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
 	if err == nil {
 		err = rs.fileMeta(f, n, dest)
 	}
+	if err == nil {
+		// Last, after every write, through the descriptor.
+		if err = futimens(f, n.Mtime); err != nil {
+			err = fmt.Errorf("restore %s: set times: %w", dest, err)
+		}
+	}
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("restore %s: %w", dest, cerr)
 	}
 	if err != nil {
 		return err
-	}
-	if err := rs.root.Chtimes(dest, time.Time{}, time.Unix(0, n.Mtime)); err != nil {
-		return fmt.Errorf("restore %s: set times: %w", dest, err)
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -704,6 +713,17 @@ func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
 	}
 	rs.sum.Files++
 	rs.sum.Bytes += n.Size
+	return nil
+}
+
+// futimens sets the mtime of an open file (utimensat with a NULL path,
+// which Linux applies to the descriptor itself), leaving atime alone.
+func futimens(f *os.File, mtime int64) error {
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return errno
+	}
 	return nil
 }
 
