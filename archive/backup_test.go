@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/tapeless/tapeless/storage"
@@ -681,5 +682,76 @@ func TestBackupChecksLimitsBeforeWriting(t *testing.T) {
 	}
 	if ps, _ := s.ListPoints(context.Background()); len(ps) != 0 {
 		t.Errorf("refused backup made %d points", len(ps))
+	}
+}
+
+func TestBackupRefusesTooLargeSource(t *testing.T) {
+	s, _ := newTreeTestStore(t)
+	src := t.TempDir()
+	// Four sparse files of 13 TiB: 57.2 TB, over the 54,400 GB limit,
+	// without using any disk (ext4 allows 16 TiB per file).
+	for i := range 4 {
+		f, err := os.Create(filepath.Join(src, "huge"+strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = f.Truncate(13 << 40)
+		f.Close()
+		if err != nil {
+			t.Skipf("cannot make a 13 TiB sparse file here: %v", err)
+		}
+	}
+	before := objectBytes(t, s)
+	_, err := Backup(context.Background(), s, BackupOptions{Sources: []string{src}, Name: "huge"})
+	if !errors.Is(err, storage.ErrSourceTooLarge) || !strings.Contains(err.Error(), "54,400 GB") {
+		t.Fatalf("Backup of a 57 TB source: err = %v, want ErrSourceTooLarge naming the limit", err)
+	}
+	if objectBytes(t, s) != before {
+		t.Error("refused backup wrote objects")
+	}
+}
+
+func TestFileCacheForgetsDeletedFiles(t *testing.T) {
+	s, _ := newTreeTestStore(t)
+	src := t.TempDir()
+	mustWrite(t, filepath.Join(src, "a"), "a")
+	mustWrite(t, filepath.Join(src, "b"), "b")
+	count := func() int {
+		n := 0
+		s.DB().View(func(tx *bbolt.Tx) error {
+			return tx.Bucket(fileCacheBucket).ForEach(func(k, v []byte) error {
+				if bytes.HasPrefix(k, []byte("src\x00")) {
+					n++
+				}
+				return nil
+			})
+		})
+		return n
+	}
+	mustBackup(t, s, BackupOptions{Sources: []string{src}, Name: "src"})
+	mustBackup(t, s, BackupOptions{Sources: []string{src}, Name: "other"})
+	if got := count(); got != 2 {
+		t.Fatalf("file cache holds %d entries for src, want 2", got)
+	}
+	os.Remove(filepath.Join(src, "b"))
+	sum := mustBackup(t, s, BackupOptions{Sources: []string{src}, Name: "src"})
+	if got := count(); got != 1 {
+		t.Errorf("after b was deleted the cache holds %d entries for src, want 1", got)
+	}
+	if sum.FilesUnchanged != 1 {
+		t.Errorf("backup took %d files from the cache, want 1", sum.FilesUnchanged)
+	}
+	// Entries of another source are untouched.
+	n := 0
+	s.DB().View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(fileCacheBucket).ForEach(func(k, v []byte) error {
+			if bytes.HasPrefix(k, []byte("other\x00")) {
+				n++
+			}
+			return nil
+		})
+	})
+	if n != 2 {
+		t.Errorf("cache holds %d entries for the other source, want 2", n)
 	}
 }
