@@ -706,6 +706,9 @@ func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
 	if err != nil {
 		return err
 	}
+	if n.Changed {
+		rs.warn("%s changed while it was backed up: its content may be inconsistent", dest)
+	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if n.Nlink > 1 {

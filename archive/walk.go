@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"path"
@@ -149,13 +150,25 @@ func sourceRoots(sources []string) ([]sourceRoot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s, err)
 		}
+		name := filepath.Base(abs)
 		fi, err := os.Lstat(abs)
 		if err != nil {
 			return nil, fmt.Errorf("source %w", err)
 		}
-		name := ""
-		if len(sources) > 1 || !fi.IsDir() {
-			name = filepath.Base(abs)
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			// A source given as a symlink means what it points to (like
+			// find -H); symlinks inside the tree are stored as such.
+			if abs, err = filepath.EvalSymlinks(abs); err != nil {
+				return nil, fmt.Errorf("source %s: %w", s, err)
+			}
+			if fi, err = os.Lstat(abs); err != nil {
+				return nil, fmt.Errorf("source %w", err)
+			}
+		}
+		if len(sources) == 1 && fi.IsDir() {
+			name = ""
+		}
+		if name != "" {
 			if name == "/" || name == "." {
 				name = "root"
 			}

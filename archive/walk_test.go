@@ -104,6 +104,15 @@ func TestWalkSeveralSourcesAndErrors(t *testing.T) {
 		t.Errorf("Walk paths = %q, want %q", paths, want)
 	}
 
+	// A source given as a symlink is followed; its contents are walked.
+	if err := os.Symlink("one", filepath.Join(dir, "via-link")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = walkAll(t, []string{filepath.Join(dir, "via-link")}, WalkOptions{})
+	if len(got) != 1 || got[0].Path != "f" || got[0].Type != TypeFile {
+		t.Errorf("Walk of a symlinked source = %v, want its file f", got)
+	}
+
 	if _, err := Walk(context.Background(), []string{filepath.Join(dir, "one"), filepath.Join(dir, "x/one")}, WalkOptions{}, nil); err == nil {
 		t.Error("Walk of a missing source succeeded")
 	}
