@@ -133,6 +133,15 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 			}
 		}
 		lock, err := storage.AcquireLock(ctx, v.Primary, "prune", "prune", PruneLockTTL, o.Now())
+		if errors.Is(err, storage.ErrLockHeld) {
+			// A prune killed on this host leaves its lock behind; its
+			// process is gone, so the lock is released at once instead
+			// of after the TTL.
+			if dead, rerr := storage.ReleaseDeadLock(ctx, v.Primary, "prune"); rerr == nil && dead != nil {
+				o.Log(fmt.Sprintf("released the vault lock of a prune that is gone (pid %d since %s)", dead.PID, dead.Time.Format(time.RFC3339)))
+				lock, err = storage.AcquireLock(ctx, v.Primary, "prune", "prune", PruneLockTTL, o.Now())
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("prune: %w", err)
 		}

@@ -124,3 +124,44 @@ func TestPruneCLIObjectLockMinIO(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneCrashSafetyFile kills prune with SIGKILL after it journaled its
+// decisions, after a point object is removed and between object
+// removals: no copy ever shows a point that lacks an object, and a plain
+// rerun leaves exactly the kept points and nothing unreferenced.
+func TestPruneCrashSafetyFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	root := t.TempDir()
+	c := newOlCLI(t, buildTapeless(t), "file://"+filepath.Join(root, "p"), "file://"+filepath.Join(root, "s"), storage.Options{})
+	c.setVaultPolicy(1) // one point per day: every older point of today expires
+	for i, spec := range []string{"prune-journal:1", "prune-point-removed:1", "prune-point-removed:2",
+		"prune-object-removed:1", "prune-object-removed:3", "prune-object-removed:6"} {
+		var newest archive.ID
+		for k := range 3 {
+			newest, _ = c.backup(uint64(900 + 10*i + k))
+		}
+		c.mustRun("offload", "--keep-within", "0s", "--keep-last", "0")
+		r := c.run([]string{archive.CrashPointEnv + "=" + spec}, "prune")
+		if !r.killed {
+			t.Errorf("%s: prune was not killed (exit %d)\n%s%s", spec, r.code, r.stdout, r.stderr)
+		}
+		for _, b := range c.copies {
+			completePoints(t, b) // fails on a visible point with a missing object
+		}
+		if r := c.run(nil, "prune"); r.code != 0 {
+			t.Fatalf("%s: rerun of prune exited %d\n%s%s", spec, r.code, r.stdout, r.stderr)
+		}
+		for _, b := range c.copies {
+			pts := completePoints(t, b)
+			if len(pts) != 1 || !pts[newest] {
+				t.Errorf("%s: %s holds %v after the rerun, want only the newest point %s", spec, b.Location(), pts, newest)
+			}
+			st, err := archive.Verify(context.Background(), b, nil, false, 0, func(p archive.VerifyProblem) { t.Errorf("%s: verify: %v", spec, p) })
+			if err != nil || st.Unreferenced != 0 {
+				t.Errorf("%s: %s has %d unreferenced packs after the rerun (%v)", spec, b.Location(), st.Unreferenced, err)
+			}
+		}
+	}
+}
