@@ -440,6 +440,7 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 		return nil
 	}
 	found := false
+	var total int64
 	for {
 		if err := rs.ctx.Err(); err != nil {
 			return nil, err
@@ -467,12 +468,15 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 		found = found || rs.inSub(n.Path)
 		if n.LinkTo != "" {
 			if head, ok := rs.heads[n.LinkTo]; ok {
+				total += head.Size
+				delete(rs.heads, n.LinkTo)
 				if err := need(head); err != nil {
 					return nil, err
 				}
 			}
 			continue
 		}
+		total += n.Size
 		if err := need(n); err != nil {
 			return nil, err
 		}
@@ -480,6 +484,7 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 	if !found {
 		return nil, fmt.Errorf("%w: %s", ErrPathNotInPoint, rs.sub)
 	}
+	rs.total = total // what the progress bar counts to
 	return order, nil
 }
 
