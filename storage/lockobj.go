@@ -160,6 +160,19 @@ func AcquireLock(ctx context.Context, b Backend, name, holder string, ttl time.D
 		if err != nil {
 			return nil, err
 		}
+		// A listing is not a snapshot: while a holder's cleanup removes old
+		// generations, a racer can see none, and rewrite a removed number
+		// below the live one. The live holder's record is never removed
+		// while it is the newest, so one more listing after the write tells
+		// whether ours really is the newest.
+		newest, _, err := newestGen(ctx, b, name)
+		if err != nil {
+			return nil, err
+		}
+		if newest > gen+1 {
+			_ = b.Remove(ctx, genName(name, gen+1))
+			continue
+		}
 		l.gen = gen + 1
 		l.cleanup(ctx)
 		return l, nil
@@ -271,17 +284,9 @@ func parseGen(s string) (uint64, bool) {
 // readLatest returns the newest generation (0 when there is none), its
 // record and its modification time on the backend.
 func readLatest(ctx context.Context, b Backend, name string) (uint64, LockRecord, time.Time, error) {
-	prefix := LockPrefix + name + "/"
-	var gen uint64
-	var mod time.Time
-	err := b.List(ctx, prefix, func(i Info) error {
-		if g, ok := parseGen(strings.TrimPrefix(i.Name, prefix)); ok && g > gen {
-			gen, mod = g, i.ModTime
-		}
-		return nil
-	})
+	gen, mod, err := newestGen(ctx, b, name)
 	if err != nil {
-		return 0, LockRecord{}, time.Time{}, fmt.Errorf("vault lock %q: list %s at %s: %w", name, prefix, b.Location(), err)
+		return 0, LockRecord{}, time.Time{}, err
 	}
 	if gen == 0 {
 		return 0, LockRecord{}, time.Time{}, nil
@@ -316,3 +321,22 @@ func writeRecord(ctx context.Context, b Backend, name string, gen uint64, rec Lo
 	}
 	return nil
 }
+
+// newestGen lists the lock's generations and returns the highest one (0
+// when there is none) with its modification time.
+func newestGen(ctx context.Context, b Backend, name string) (uint64, time.Time, error) {
+	prefix := LockPrefix + name + "/"
+	var gen uint64
+	var mod time.Time
+	err := b.List(ctx, prefix, func(i Info) error {
+		if g, ok := parseGen(strings.TrimPrefix(i.Name, prefix)); ok && g > gen {
+			gen, mod = g, i.ModTime
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("vault lock %q: list %s at %s: %w", name, prefix, b.Location(), err)
+	}
+	return gen, mod, nil
+}
+
