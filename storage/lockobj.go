@@ -339,4 +339,3 @@ func newestGen(ctx context.Context, b Backend, name string) (uint64, time.Time, 
 	}
 	return gen, mod, nil
 }
-
