@@ -231,8 +231,9 @@ func TestRestoreWrongPassphraseWritesNothing(t *testing.T) {
 }
 
 func TestTamperedStoreFailsRestoreAndVerify(t *testing.T) {
-	for _, prefix := range []string{"packs/", "index/", "points/"} {
-		t.Run(strings.TrimSuffix(prefix, "/"), func(t *testing.T) {
+	for _, c := range []struct{ prefix, how string }{{"packs/", "flip"}, {"packs/", "truncate"}, {"index/", "flip"}, {"points/", "flip"}} {
+		prefix := c.prefix
+		t.Run(strings.TrimSuffix(prefix, "/")+"-"+c.how, func(t *testing.T) {
 			e := newStoreEnv(t)
 			src := t.TempDir()
 			writeTree(t, src, map[string]string{"f": strings.Repeat("content ", 4000)})
@@ -251,7 +252,11 @@ func TestTamperedStoreFailsRestoreAndVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b[len(b)-20] ^= 1
+			if c.how == "truncate" {
+				b = b[:len(b)-100]
+			} else {
+				b[len(b)-20] ^= 1
+			}
 			os.Chmod(victim, 0o600)
 			if err := os.WriteFile(victim, b, 0o600); err != nil {
 				t.Fatal(err)
@@ -259,11 +264,11 @@ func TestTamperedStoreFailsRestoreAndVerify(t *testing.T) {
 			name := filepath.Base(victim)
 			code, _, errOut := e.run(t, "restore", sum.Point.String(), "--target", t.TempDir(), "--passphrase-file", e.passFile)
 			if code != exitError || !strings.Contains(errOut, name) {
-				t.Errorf("restore after flipping a byte of %s exited %d: %s", prefix+name, code, errOut)
+				t.Errorf("restore after %s of %s exited %d: %s", c.how, prefix+name, code, errOut)
 			}
 			code, _, errOut = e.run(t, "verify", "--read-data")
 			if code != exitError || !strings.Contains(errOut, name) {
-				t.Errorf("verify --read-data after flipping a byte of %s exited %d: %s", prefix+name, code, errOut)
+				t.Errorf("verify --read-data after %s of %s exited %d: %s", c.how, prefix+name, code, errOut)
 			}
 		})
 	}
