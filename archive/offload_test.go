@@ -539,3 +539,37 @@ func TestOffloadLRS(t *testing.T) {
 		restoreFrom(t, v.Primary, k, p.id, p.files)
 	}
 }
+
+// TestOffloadRefusesDamagedLocalObject: a local pack whose bytes no longer
+// match its name is never uploaded, and its point stays local.
+func TestOffloadRefusesDamagedLocalObject(t *testing.T) {
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 1, now)
+	h, err := s.ListPoints(context.Background())
+	if err != nil || len(h) != 1 {
+		t.Fatal(err)
+	}
+	pack := PackName(h[0].Packs[0].Pack)
+	rewriteObject(t, s, pack, func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
+	plan, err := PlanOffload(context.Background(), s, retention.Policy{}, now, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Offload(context.Background(), s, v, plan, OffloadOptions{})
+	if !errors.Is(err, ErrAuthentication) || !strings.Contains(err.Error(), pack) {
+		t.Fatalf("Offload of a damaged pack: %v, want ErrAuthentication naming %s", err, pack)
+	}
+	if ids := localPointIDs(t, s); len(ids) != 1 || ids[0] != pts[0].id {
+		t.Errorf("local points %v after the refused offload, want %s kept", ids, pts[0].id)
+	}
+	for _, b := range v.Copies() {
+		if _, err := b.Stat(context.Background(), pack); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("the damaged pack reached %s: %v", b.Location(), err)
+		}
+		if _, err := b.Stat(context.Background(), PointName(pts[0].id)); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("the point reached %s although a pack failed: %v", b.Location(), err)
+		}
+	}
+}
