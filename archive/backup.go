@@ -138,7 +138,7 @@ func Backup(ctx context.Context, s *Store, o BackupOptions) (*BackupSummary, err
 
 	// Size scan: the limits must hold before anything is written, and the
 	// totals give the progress bar its ETA.
-	totalFiles, totalBytes, err := scanSize(ctx, o.Sources, o.Exclude)
+	totalFiles, totalBytes, err := scanSize(ctx, o.Sources, o.Exclude, storePaths(s))
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", name, err)
 	}
@@ -240,8 +240,9 @@ func pointTime(points []PointHeader, id ID) time.Time {
 }
 
 // scanSize counts the files and logical bytes under sources.
-func scanSize(ctx context.Context, sources, exclude []string) (files, bytes int64, err error) {
-	_, err = Walk(ctx, sources, WalkOptions{Exclude: exclude, NoXattrs: true}, func(e *Entry) error {
+func scanSize(ctx context.Context, sources, exclude, skip []string) (files, bytes int64, err error) {
+	o := WalkOptions{Exclude: exclude, NoXattrs: true, SkipPaths: skip}
+	_, err = Walk(ctx, sources, o, func(e *Entry) error {
 		if e.Type == TypeFile && e.LinkTo == "" {
 			files++
 			bytes += e.Size
@@ -249,6 +250,16 @@ func scanSize(ctx context.Context, sources, exclude []string) (files, bytes int6
 		return nil
 	})
 	return files, bytes, err
+}
+
+// storePaths names the store directory as a walk may meet it: as given and
+// with symlinks resolved.
+func storePaths(s *Store) []string {
+	out := []string{s.Dir()}
+	if p, err := filepath.EvalSymlinks(s.Dir()); err == nil && p != s.Dir() {
+		out = append(out, p)
+	}
+	return out
 }
 
 // backupRun is the state of one Backup call.
@@ -350,8 +361,9 @@ func (b *backupRun) run() ([]ID, error) {
 		defer close(order)
 		defer close(work)
 		walkStats, walkErr = Walk(ctx, b.o.Sources, WalkOptions{
-			Exclude: b.o.Exclude,
-			OnError: b.addError,
+			Exclude:   b.o.Exclude,
+			OnError:   b.addError,
+			SkipPaths: storePaths(b.s), // never back up the store into itself
 		}, func(e *Entry) error {
 			it := &item{e: e, node: nodeFromEntry(e), done: make(chan struct{})}
 			needsRead := false

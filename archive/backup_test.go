@@ -755,3 +755,31 @@ func TestFileCacheForgetsDeletedFiles(t *testing.T) {
 		t.Errorf("cache holds %d entries for the other source, want 2", n)
 	}
 }
+
+func TestBackupSkipsTheStoreInsideItsSource(t *testing.T) {
+	s, k := newTreeTestStore(t)
+	src := filepath.Dir(s.Dir()) // the store lives in src/store
+	mustWrite(t, filepath.Join(src, "data.txt"), "data")
+	sum := mustBackup(t, s, BackupOptions{Sources: []string{src}})
+	if sum.Files != 1 || sum.Excluded != 1 {
+		t.Errorf("backup of the store's parent stored %d files, excluded %d; want 1 and the store", sum.Files, sum.Excluded)
+	}
+	dst := t.TempDir()
+	mustRestore(t, s, k, sum.Point, RestoreOptions{Target: dst})
+	if got := listDirNames(t, dst); strings.Join(got, ",") != "data.txt" {
+		t.Errorf("restored %q, want only data.txt", got)
+	}
+}
+
+func listDirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}

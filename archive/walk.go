@@ -99,6 +99,9 @@ type WalkOptions struct {
 	OnError func(path string, err error) error
 	// NoXattrs skips reading extended attributes.
 	NoXattrs bool
+	// SkipPaths are absolute OS paths never entered or stored (the
+	// store itself when it lies inside a source); they count as excluded.
+	SkipPaths []string
 }
 
 // WalkStats counts what the walk saw but did not yield.
@@ -224,6 +227,16 @@ func (w *walker) excluded(rel string) bool {
 	return false
 }
 
+// skipped reports whether osPath is one of o.SkipPaths.
+func (w *walker) skipped(osPath string) bool {
+	for _, p := range w.o.SkipPaths {
+		if osPath == p {
+			return true
+		}
+	}
+	return false
+}
+
 func containsSlash(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] == '/' {
@@ -238,7 +251,7 @@ func (w *walker) visit(r sourceRoot, osPath, rel string) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	if w.excluded(rel) {
+	if w.excluded(rel) || w.skipped(osPath) {
 		w.stats.Excluded++
 		return nil
 	}
