@@ -403,6 +403,19 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 	if err != nil {
 		return res, err
 	}
+	// A run killed between the local delete and its catalogue update
+	// left Local set on a point the store no longer holds: fix the record.
+	for _, e := range cat {
+		if !e.Local || !e.Archived() {
+			continue
+		}
+		if _, err := s.objects.Stat(ctx, PointName(e.Point)); errors.Is(err, storage.ErrNotFound) {
+			e.Local = false
+			if err := catalogPut(s, e); err != nil {
+				return res, err
+			}
+		}
+	}
 	res.PendingReplication = PendingReplication(cat)
 	if off.secondaryErr != nil {
 		res.SecondaryError = off.secondaryErr.Error()

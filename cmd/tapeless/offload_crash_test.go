@@ -272,6 +272,15 @@ func testOffloadCrashes(t *testing.T, c *olCLI) {
 			t.Fatalf("%s: the plain rerun exited %d (killed %v)\n%s%s", cc, r.code, r.killed, r.stdout, r.stderr)
 		}
 		c.checkInvariants("after the rerun following "+cc, all)
+		cat, err := archive.CatalogAt(context.Background(), filepath.Join(c.dir, "store"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range cat {
+			if e.State != archive.StateArchived || e.Local {
+				t.Errorf("%s: after the rerun the catalogue has %s as %s (local %v), want archived, not local", cc, e.Point, e.State, e.Local)
+			}
+		}
 		if n := len(completePoints(t, c.local())); n != 0 {
 			t.Errorf("%s: %d points still local after the rerun", cc, n)
 		}
