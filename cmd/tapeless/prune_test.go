@@ -82,6 +82,15 @@ func TestPruneCLIFile(t *testing.T) {
 	if text := c.mustRun("status"); !strings.Contains(text, "1 points archived") || !strings.Contains(text, "no replication pending") {
 		t.Errorf("status:\n%s", text)
 	}
+	// While another process holds the store, status still answers.
+	s, err := archive.OpenStore(context.Background(), filepath.Join(c.dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if text := c.mustRun("status"); !strings.Contains(text, "Offloaded:    unknown") || !strings.Contains(text, "0 local points") {
+		t.Errorf("status with the store busy:\n%s", text)
+	}
 }
 
 // TestPruneCLIObjectLockMinIO: on a vault created with --immutable-days,

@@ -56,6 +56,7 @@ type statusJSON struct {
 	Expired            int                     `json:"expired_points"`
 	PendingReplication *archive.PendingSummary `json:"pending_replication,omitempty"`
 	LastOffload        *time.Time              `json:"last_offload,omitempty"`
+	CatalogError       string                  `json:"catalog_error,omitempty"`
 }
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
@@ -104,9 +105,11 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	for _, p := range local {
 		out.LocalBytes += p.Bytes
 	}
-	cat, err := archive.CatalogAt(ctx, cfg.Store)
-	if err != nil {
-		return err
+	// The catalogue lives in the store's database, which a running
+	// backup or offload holds: then say so rather than fail.
+	cat, catErr := archive.CatalogAt(ctx, cfg.Store)
+	if catErr != nil {
+		out.CatalogError = fmt.Sprintf("%v (a backup, offload or prune may be running)", catErr)
 	}
 	for _, e := range cat {
 		switch e.State {
@@ -122,8 +125,12 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 			out.LastOffload = &u
 		}
 	}
-	p := archive.PendingReplication(cat)
-	out.PendingReplication = &p
+	var p *archive.PendingSummary
+	if catErr == nil {
+		sum := archive.PendingReplication(cat)
+		p = &sum
+	}
+	out.PendingReplication = p
 	if g.json {
 		return writeJSON(g.stdout, out)
 	}
@@ -142,8 +149,12 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	if out.LastOffload != nil {
 		last = out.LastOffload.Local().Format("2006-01-02 15:04")
 	}
+	if catErr != nil {
+		fmt.Fprintf(w, "Offloaded:    unknown: %s\n", out.CatalogError)
+		return nil
+	}
 	fmt.Fprintf(w, "Offloaded:    %d points archived, %d uploading (an interrupted offload; the next one finishes it), %d expired by prune; last %s\n",
 		out.Archived, out.Uploading, out.Expired, last)
-	printPendingReplication(w, &p, nil)
+	printPendingReplication(w, p, nil)
 	return nil
 }
