@@ -253,6 +253,12 @@ type OffloadOptions struct {
 	// are aborted at the start (default 1h: younger ones may belong to
 	// another server's live offload into the same vault).
 	AbortUploadsOlderThan time.Duration
+	// Throttle limits the bandwidth of the whole offload: one limit for
+	// every upload to every copy together (the uploads are paced where
+	// they leave the store). Nil means unlimited.
+	Throttle *storage.ThrottleSchedule
+	// ThrottleClock is the throttle's clock; nil means the system clock.
+	ThrottleClock storage.Clock
 	// Progress is called about four times a second while data moves.
 	Progress func(OffloadProgress)
 	// Log receives one-line notes (aborted uploads, points done).
@@ -356,7 +362,10 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 		}
 	}
 
-	off := &offloader{s: s, v: v, o: o, res: res}
+	off := &offloader{s: s, v: v, o: o, res: res, upload: s.objects}
+	if o.Throttle != nil {
+		off.upload = storage.Throttled(s.objects, *o.Throttle, o.ThrottleClock)
+	}
 	offloads := plan.Offloads()
 	inPlan := map[ID]bool{}
 	for _, h := range offloads {
@@ -429,6 +438,9 @@ type offloader struct {
 	v   VaultTarget
 	o   OffloadOptions
 	res *OffloadResult
+	// upload is what uploads read from: the store's objects, throttled
+	// when a limit is set.
+	upload storage.Backend
 
 	mu           sync.Mutex
 	secondaryErr error // first failure of the secondary copy in this run
@@ -687,7 +699,7 @@ func (f *offloader) placeOn(ctx context.Context, b storage.Backend, ob object) e
 		return err
 	}
 	var saved storage.Saved
-	err = f.s.objects.Load(ctx, ob.name, 0, -1, func(r io.Reader) error {
+	err = f.upload.Load(ctx, ob.name, 0, -1, func(r io.Reader) error {
 		var err error
 		saved, err = storage.SaveConfirmed(ctx, b, ob.name, &crashReader{r: r}, ob.size)
 		return err

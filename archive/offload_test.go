@@ -573,3 +573,54 @@ func TestOffloadRefusesDamagedLocalObject(t *testing.T) {
 		}
 	}
 }
+
+// virtualClock is a throttle clock whose time moves only when the
+// throttle sleeps, so a test sees how long a transfer would take.
+type virtualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *virtualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *virtualClock) SleepUntil(_ context.Context, t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.now) {
+		c.now = t
+	}
+	return nil
+}
+
+// TestOffloadThrottleCoversBothCopies: the bandwidth limit holds for the
+// offload as a whole, both GRS copies together, not per copy.
+func TestOffloadThrottleCoversBothCopies(t *testing.T) {
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	backupSeries(t, s, 1, now)
+	sched, err := storage.ParseThrottle("off=1MiB/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &virtualClock{now: now}
+	res := offloadAll(t, s, v, now, OffloadOptions{Throttle: &sched, ThrottleClock: clock})
+	if res.BytesUploaded == 0 {
+		t.Fatal("nothing uploaded")
+	}
+	took := clock.Now().Sub(now)
+	t.Logf("uploaded %d bytes to both copies in %s of throttle time", res.BytesUploaded, took)
+	// BytesUploaded counts both copies; one 1 MiB/s limit for both
+	// means at least that many bytes' worth of seconds, less a burst.
+	want := time.Duration(float64(res.BytesUploaded-(1<<20)/10) / (1 << 20) * float64(time.Second))
+	if took < want {
+		t.Errorf("throttled offload of %d bytes (both copies) took %s of throttle time, want at least %s", res.BytesUploaded, took, want)
+	}
+	if took > 2*want+time.Second {
+		t.Errorf("throttled offload took %s, far more than the %s the limit allows", took, want)
+	}
+}

@@ -27,6 +27,10 @@ type openedVault struct {
 	// when it fails or returns bytes that do not match their name), or
 	// the primary for LRS.
 	read storage.Backend
+	// upload is target without per-copy throttling, and throttle the
+	// schedule offload applies once to all its uploads together.
+	upload   archive.VaultTarget
+	throttle *storage.ThrottleSchedule
 }
 
 func (o *openedVault) Close() error { return o.v.Close() }
@@ -38,6 +42,7 @@ func openVault(ctx context.Context, g *globalOptions, cfg *config) (*openedVault
 	if err != nil {
 		return nil, err
 	}
+	o := &openedVault{v: v}
 	wrap := func(b storage.Backend) storage.Backend { return b }
 	if cfg.Throttle != "" {
 		sched, err := storage.ParseThrottle(cfg.Throttle)
@@ -45,12 +50,13 @@ func openVault(ctx context.Context, g *globalOptions, cfg *config) (*openedVault
 			v.Close()
 			return nil, fmt.Errorf("throttle in %s: %w", g.configFile, err)
 		}
-		// Each copy gets the limit: the two copies are usually reached
-		// over different links (two regions).
+		// Reads (restore) go to one copy at a time, each paced here;
+		// offload paces all its uploads with one limit (see upload).
 		wrap = func(b storage.Backend) storage.Backend { return storage.Throttled(b, sched, nil) }
+		o.throttle = &sched
 	}
-	o := &openedVault{v: v}
 	o.target = archive.VaultTarget{Name: v.Name(), Primary: wrap(v.Primary()), Raw: v.Copies()}
+	o.upload = archive.VaultTarget{Name: v.Name(), Primary: v.Primary(), Secondary: v.Secondary(), Raw: v.Copies()}
 	o.read = o.target.Primary
 	if s := v.Secondary(); s != nil {
 		o.target.Secondary = wrap(s)
