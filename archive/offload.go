@@ -405,7 +405,7 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 		}
 		off.pointsDone.Add(1)
 	}
-	if err := off.collect(ctx); err != nil {
+	if err := off.collect(ctx, plan); err != nil {
 		return res, err
 	}
 	cat, err := Catalog(ctx, s)
@@ -727,7 +727,28 @@ func (f *offloader) placeOn(ctx context.Context, b storage.Backend, ob object) e
 }
 
 // collect removes the local packs no remaining local point needs.
-func (f *offloader) collect(ctx context.Context) error {
+func (f *offloader) collect(ctx context.Context, plan *OffloadPlan) error {
+	// Packs are collected by what the local listing says is left; that
+	// listing must hold every point the plan saw that this run did not
+	// delete, or it is no basis for deleting anything.
+	now, err := f.s.ListPoints(ctx)
+	if err != nil {
+		return fmt.Errorf("collect local packs: %w", err)
+	}
+	listed := map[ID]bool{}
+	for _, h := range now {
+		listed[h.ID] = true
+	}
+	gone := map[ID]bool{}
+	for _, id := range f.res.Archived {
+		gone[id] = true
+	}
+	for id := range plan.local {
+		if !gone[id] && !listed[id] {
+			f.o.Log(fmt.Sprintf("the store's listing lacks point %s, which no offload deleted: not collecting local packs", id.String()[:12]))
+			return nil
+		}
+	}
 	unused, err := f.s.UnusedPacks(ctx)
 	if err != nil {
 		return fmt.Errorf("collect local packs: %w", err)

@@ -624,3 +624,36 @@ func TestOffloadThrottleCoversBothCopies(t *testing.T) {
 		t.Errorf("throttled offload took %s, far more than the %s the limit allows", took, want)
 	}
 }
+
+// TestOffloadCollectsNothingFromAShortLocalListing: when the store's
+// listing lacks a point the plan saw and no offload deleted, no local pack
+// is collected.
+func TestOffloadCollectsNothingFromAShortLocalListing(t *testing.T) {
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 2, now)
+	plan, err := PlanOffload(context.Background(), s, retention.Policy{Local: retention.LocalPolicy{KeepLast: 1}}, now, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The newest point vanishes from the listing behind offload's back.
+	if err := os.Remove(objectPath(s, PointName(pts[1].id))); err != nil {
+		t.Fatal(err)
+	}
+	packsBefore, _ := s.Packs(context.Background())
+	var notes []string
+	res, err := Offload(context.Background(), s, v, plan, OffloadOptions{Log: func(m string) { notes = append(notes, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Archived) != 1 || res.PacksCollected != 0 {
+		t.Errorf("archived %d, collected %d packs; want 1 archived and nothing collected", len(res.Archived), res.PacksCollected)
+	}
+	if packsAfter, _ := s.Packs(context.Background()); len(packsAfter) != len(packsBefore) {
+		t.Errorf("%d local packs before, %d after: packs were collected from a short listing", len(packsBefore), len(packsAfter))
+	}
+	if !strings.Contains(strings.Join(notes, "\n"), "not collecting local packs") {
+		t.Errorf("offload did not say why it collected nothing: %q", notes)
+	}
+}
