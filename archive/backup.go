@@ -269,6 +269,7 @@ type backupRun struct {
 	o     BackupOptions
 	cache *fileCache
 	refs  *Refs
+	blobs chan blobJob // chunks for the blob workers
 
 	mu  sync.Mutex // guards sum
 	sum *BackupSummary
@@ -386,6 +387,19 @@ func (b *backupRun) run() ([]ID, error) {
 			}
 			return nil
 		})
+	}()
+	b.blobs = make(chan blobJob, workers)
+	var blobWG sync.WaitGroup
+	for range workers {
+		blobWG.Add(1)
+		go func() {
+			defer blobWG.Done()
+			b.blobWorker(ctx)
+		}()
+	}
+	defer func() { // after the file readers, which wait for their chunks
+		close(b.blobs)
+		blobWG.Wait()
 	}()
 	for range workers {
 		wg.Add(1)
@@ -710,27 +724,81 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// storeChunks cuts r into content-defined chunks and stores each as a data
-// blob, returning their IDs in order.
-func (b *backupRun) storeChunks(ctx context.Context, r io.Reader) ([]ID, error) {
-	var ids []ID
-	err := forEachChunk(r, func(chunk []byte) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		id, stored, err := b.s.AddBlob(ctx, BlobData, chunk)
-		if err != nil {
-			return err
-		}
-		if stored > 0 {
+// blobJob is one chunk handed to the blob workers.
+type blobJob struct {
+	buf  *[]byte // from chunkBufs; returned when stored
+	done func(id ID, err error)
+}
+
+// blobWorker stores chunks for every file reader, so one big file still
+// compresses on every core.
+func (b *backupRun) blobWorker(ctx context.Context) {
+	for j := range b.blobs {
+		data := *j.buf
+		id, stored, err := b.s.AddBlob(ctx, BlobData, data)
+		if err == nil && stored > 0 {
 			b.mu.Lock()
 			b.sum.NewChunks++
-			b.sum.NewPlainBytes += int64(len(chunk))
+			b.sum.NewPlainBytes += int64(len(data))
 			b.sum.NewStoredBytes += stored
 			b.mu.Unlock()
 		}
-		ids = append(ids, id)
-		return nil
+		*j.buf = data[:0]
+		chunkBufs.Put(j.buf)
+		j.done(id, err)
+	}
+}
+
+// storeChunks cuts r into content-defined chunks and has the blob workers
+// store each as a data blob; it returns their IDs in order once all are
+// stored.
+func (b *backupRun) storeChunks(ctx context.Context, r io.Reader) ([]ID, error) {
+	var (
+		mu       sync.Mutex // guards ids and firstErr
+		ids      []ID
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	failed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr
+	}
+	err := forEachChunk(r, func(chunk []byte) error {
+		if err := failed(); err != nil {
+			return err
+		}
+		bp := chunkBufs.Get().(*[]byte)
+		*bp = append((*bp)[:0], chunk...)
+		mu.Lock()
+		idx := len(ids)
+		ids = append(ids, ID{})
+		mu.Unlock()
+		wg.Add(1)
+		job := blobJob{buf: bp, done: func(id ID, err error) {
+			mu.Lock()
+			ids[idx] = id
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+			wg.Done()
+		}}
+		select {
+		case b.blobs <- job:
+			return nil
+		case <-ctx.Done():
+			chunkBufs.Put(bp)
+			wg.Done()
+			return ctx.Err()
+		}
 	})
-	return ids, err
+	wg.Wait()
+	if err == nil {
+		err = failed()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -198,7 +199,7 @@ func peakRSS() int64 {
 // resetPeakRSS makes VmHWM start again from the current RSS (Linux 4.0+),
 // so each phase's peak is its own.
 func resetPeakRSS() {
-	runtime.GC()
+	debug.FreeOSMemory() // collect, and give the previous phase's heap back
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
