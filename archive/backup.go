@@ -660,7 +660,7 @@ func (b *backupRun) readOnce(ctx context.Context, it *item) (changed bool, err e
 	if cr.n != want {
 		// The file shrank under us: record what was actually read so the
 		// node stays self-consistent.
-		extents = clipExtents(extents, before.size, cr.n)
+		extents = clipExtents(extents, cr.n)
 		if extents == nil {
 			n.Size = cr.n
 		}
@@ -686,8 +686,8 @@ func dataStream(f *os.File, extents []Extent, size int64) io.Reader {
 }
 
 // clipExtents keeps the first n bytes of the data stream described by
-// extents (nil: all of size).
-func clipExtents(extents []Extent, size, n int64) []Extent {
+// extents (nil, the whole file, stays nil).
+func clipExtents(extents []Extent, n int64) []Extent {
 	if extents == nil {
 		return nil
 	}
@@ -700,7 +700,6 @@ func clipExtents(extents []Extent, size, n int64) []Extent {
 		out = append(out, Extent{x.Offset, l})
 		n -= l
 	}
-	_ = size
 	return out
 }
 
