@@ -855,7 +855,7 @@ func (rs *restoreRun) dirMeta(n *Node) error {
 		return fmt.Errorf("restore %s: %w", n.Path, err)
 	}
 	rs.setXattrs(int(d.Fd()), n, n.Path)
-	if err := rs.root.Chtimes(n.Path, time.Time{}, time.Unix(0, n.Mtime)); err != nil {
+	if err := futimens(d, n.Mtime); err != nil {
 		return fmt.Errorf("restore %s: set times: %w", n.Path, err)
 	}
 	return nil
