@@ -233,3 +233,35 @@ func TestRestoreFailsOnTamperedObjects(t *testing.T) {
 		})
 	}
 }
+
+func TestVerifyTrees(t *testing.T) {
+	s, k := newTreeTestStore(t)
+	src := filepath.Join(t.TempDir(), "src")
+	buildTree(t, src)
+	good := mustBackup(t, s, BackupOptions{Sources: []string{src}})
+
+	// A point whose manifest needs a chunk that is stored nowhere.
+	missing := ID{1, 2, 3}
+	sum := sha256.Sum256(nil)
+	bad := savePointWithManifest(t, s, `{"format":"tapeless-manifest","version":1}`+"\n"+
+		fmt.Sprintf(`{"path":"f","type":"file","mode":420,"uid":0,"gid":0,"size":5,"mtime_ns":0,"chunks":[%q],"sha256":%q}`+"\n",
+			missing.String(), hex.EncodeToString(sum[:])))
+
+	points, err := s.ListPoints(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(s.Objects(), k)
+	defer r.Close()
+	var problems []VerifyProblem
+	st, err := VerifyTrees(context.Background(), r, points, func(p VerifyProblem) { problems = append(problems, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Points != 2 || st.Nodes < good.Files {
+		t.Errorf("VerifyTrees stats = %+v, want 2 points and at least %d nodes", st, good.Files)
+	}
+	if len(problems) != 1 || problems[0].Object != PointName(bad) || !strings.Contains(problems[0].Error(), missing.String()) {
+		t.Errorf("VerifyTrees problems = %v, want one naming %s and the missing chunk", problems, PointName(bad))
+	}
+}

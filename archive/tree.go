@@ -118,3 +118,92 @@ func forEachChunk(r io.Reader, fn func([]byte) error) error {
 		}
 	}
 }
+
+// TreeStats counts what VerifyTrees looked at.
+type TreeStats struct {
+	Points int   `json:"points"`
+	Nodes  int64 `json:"nodes"`
+	Chunks int64 `json:"chunks"` // chunk references resolved
+}
+
+// VerifyTrees opens the manifest of every point in points with r (which
+// needs the private key) and checks it the way a restore would: the
+// manifest decodes, is in order with every parent a directory, and every
+// chunk a file needs is found in a pack that the point lists. Problems are
+// reported per point object (report may be nil); the error is only for
+// being unable to go on (ctx cancelled).
+func VerifyTrees(ctx context.Context, r *Reader, points []PointHeader, report func(VerifyProblem)) (TreeStats, error) {
+	var st TreeStats
+	problem := func(id ID, err error) {
+		if report != nil {
+			report(VerifyProblem{Object: PointName(id), Err: err})
+		}
+	}
+	for _, p := range points {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		st.Points++
+		h, err := r.LoadPoint(ctx, p.ID)
+		if err != nil {
+			problem(p.ID, err)
+			continue
+		}
+		listed := map[ID]bool{}
+		for _, pr := range h.Packs {
+			listed[pr.Pack] = true
+		}
+		if err := verifyTree(ctx, r, h, listed, &st); err != nil {
+			if ctx.Err() != nil {
+				return st, ctx.Err()
+			}
+			problem(p.ID, err)
+		}
+	}
+	return st, nil
+}
+
+func verifyTree(ctx context.Context, r *Reader, h PointHeader, listed map[ID]bool, st *TreeStats) error {
+	mr, err := OpenManifest(ctx, r, h.Tree)
+	if err != nil {
+		return err
+	}
+	var tc treeCheck
+	files := int64(0)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := mr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		st.Nodes++
+		if _, _, err := tc.enter(n); err != nil {
+			return err
+		}
+		if n.Type == TypeDir {
+			tc.stack = append(tc.stack, &openDir{path: n.Path})
+		}
+		if n.Type == TypeFile && n.LinkTo == "" {
+			files++
+		}
+		for _, c := range n.Chunks {
+			pack, err := r.PackOf(ctx, BlobData, c)
+			if err != nil {
+				return fmt.Errorf("%q: %w", n.Path, err)
+			}
+			if !listed[pack] {
+				return fmt.Errorf("%q: chunk %s is in pack %s, which the point does not list", n.Path, c, pack)
+			}
+			st.Chunks++
+		}
+	}
+	if files != h.Files {
+		return fmt.Errorf("manifest holds %d files, the point's header says %d", files, h.Files)
+	}
+	return nil
+}

@@ -184,8 +184,9 @@ func TestBackupPointsRestoreVerify(t *testing.T) {
 	var v struct {
 		OK    bool
 		Stats archive.VerifyStats
+		Trees archive.TreeStats
 	}
-	if code != exitOK || json.Unmarshal([]byte(out), &v) != nil || !v.OK || v.Stats.Blobs == 0 {
+	if code != exitOK || json.Unmarshal([]byte(out), &v) != nil || !v.OK || v.Stats.Blobs == 0 || v.Trees.Points != 2 || v.Trees.Chunks == 0 {
 		t.Errorf("verify --json --read-data with TAPELESS_PASSPHRASE_FILE exited %d: %q (want blobs decrypted)", code, out)
 	}
 }

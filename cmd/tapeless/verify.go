@@ -32,8 +32,10 @@ the right size.
 
 --read-data also reads the objects and checks every stored byte against the
 SHA-256 its name carries (still no passphrase: the daemon scrubs this way).
-With a passphrase (--passphrase-file or TAPELESS_PASSPHRASE_FILE) it also
-decrypts every blob and re-checks its chunk ID and the points' trees.
+With a passphrase (--passphrase-file or TAPELESS_PASSPHRASE_FILE) verify also
+opens every point and reads its manifest as a restore would, resolving every
+chunk it needs; with --read-data too, it decrypts every blob and re-checks
+its chunk ID.
 --subset PCT reads only a random PCT percent of the packs.
 
 Any damage fails with exit code 1 and names the object.`,
@@ -82,12 +84,29 @@ func runVerify(ctx context.Context, g *globalOptions, o verifyOptions) error {
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
+	var trees *archive.TreeStats
+	if keys != nil {
+		// With the key, also read every point's manifest as a restore
+		// would and resolve every chunk it needs.
+		points, listErr := archive.ListPoints(ctx, v.Objects)
+		if listErr != nil && points == nil {
+			return fmt.Errorf("verify: %w", listErr)
+		}
+		r := archive.NewReader(v.Objects, keys)
+		ts, err := archive.VerifyTrees(ctx, r, points, report)
+		r.Close()
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		trees = &ts
+	}
 	if g.json {
 		out := struct {
 			OK       bool                `json:"ok"`
 			Stats    archive.VerifyStats `json:"stats"`
+			Trees    *archive.TreeStats  `json:"trees,omitempty"`
 			Problems []string            `json:"problems"`
-		}{OK: len(problems) == 0, Stats: stats, Problems: problems}
+		}{OK: len(problems) == 0, Stats: stats, Trees: trees, Problems: problems}
 		if out.Problems == nil {
 			out.Problems = []string{}
 		}
@@ -101,6 +120,9 @@ func runVerify(ctx context.Context, g *globalOptions, o verifyOptions) error {
 			if keys != nil {
 				what += fmt.Sprintf(", %d blobs decrypted and re-hashed", stats.Blobs)
 			}
+		}
+		if trees != nil {
+			what += fmt.Sprintf("; %d manifests read, %d chunk references resolved", trees.Points, trees.Chunks)
 		}
 		fmt.Fprintf(g.stdout, "Store OK: %d points, %d packs, %d index objects; %s.\n", stats.Points, stats.Packs, stats.Indexes, what)
 	}
