@@ -298,7 +298,10 @@ func TestBackupUnreadableFileExit3(t *testing.T) {
 	} else {
 		const nobody = 65534
 		// The child must reach and write the store and read the config.
-		for d := filepath.Dir(e.store); d != "/" && d != filepath.Dir(os.TempDir()); d = filepath.Dir(d) {
+		// Only the test's own directories, strictly below the temp dir
+		// (which must keep its sticky, world-writable mode).
+		tmp := filepath.Clean(os.TempDir())
+		for d := filepath.Dir(e.store); strings.HasPrefix(d, tmp+string(filepath.Separator)); d = filepath.Dir(d) {
 			os.Chmod(d, 0o755)
 		}
 		filepath.WalkDir(filepath.Dir(e.store), func(p string, d os.DirEntry, err error) error {
