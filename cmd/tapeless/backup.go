@@ -133,7 +133,7 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions, args []st
 		Exclude: o.exclude,
 		NoCache: o.noCache,
 		Progress: func(p archive.BackupProgress) {
-			bar.update(fmt.Sprintf("%d files", p.Files), p.Bytes, p.TotalBytes, p.Elapsed)
+			bar.update(fmt.Sprintf("%d/%d files", p.Files, p.TotalFiles), p.Bytes, p.TotalBytes, p.Elapsed)
 		},
 		OnError: func(path string, err error) error {
 			if !g.json {
