@@ -345,3 +345,32 @@ func TestBackupUnreadableFileExit3(t *testing.T) {
 		t.Errorf("stderr %q does not say what was skipped", errOut.String())
 	}
 }
+
+// Listing, restoring and verifying open the store read-only, so they work
+// while a writer (the daemon's backup) holds the store lock; a second
+// backup is refused with the holder named.
+func TestReadCommandsWorkWhileStoreIsLocked(t *testing.T) {
+	e := newStoreEnv(t)
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"f": "data"})
+	sum := backupJSON(t, e, src)
+
+	s, err := archive.OpenStore(context.Background(), e.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if code, out, errOut := e.run(t, "points"); code != exitOK || !strings.Contains(out, sum.Point.String()[:12]) {
+		t.Errorf("points while locked exited %d: %s %s", code, out, errOut)
+	}
+	if code, _, errOut := e.run(t, "restore", sum.Point.String(), "--target", t.TempDir(), "--passphrase-file", e.passFile); code != exitOK {
+		t.Errorf("restore while locked exited %d: %s", code, errOut)
+	}
+	if code, _, errOut := e.run(t, "verify", "--read-data"); code != exitOK {
+		t.Errorf("verify while locked exited %d: %s", code, errOut)
+	}
+	code, _, errOut := e.run(t, "backup", src)
+	if code != exitError || !strings.Contains(errOut, "lock") {
+		t.Errorf("second writer exited %d: %s", code, errOut)
+	}
+}
