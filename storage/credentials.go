@@ -54,11 +54,15 @@ type Credentials struct {
 	SecondaryURL  string      `json:"secondary_url,omitempty"`
 	ImmutableDays int         `json:"immutable_days,omitempty"`
 	// AccessKey and SecretKey are present when the issuer supplied them.
-	AccessKey string    `json:"access_key,omitempty"`
-	SecretKey string    `json:"secret_key,omitempty"`
-	Serial    string    `json:"serial"`
-	IssuedAt  time.Time `json:"issued_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	AccessKey string `json:"access_key,omitempty"`
+	SecretKey string `json:"secret_key,omitempty"`
+	// SecondaryAccessKey and SecondarySecretKey are the GRS copy's keys,
+	// present when the issuer gave keys that differ from the primary's.
+	SecondaryAccessKey string    `json:"secondary_access_key,omitempty"`
+	SecondarySecretKey string    `json:"secondary_secret_key,omitempty"`
+	Serial             string    `json:"serial"`
+	IssuedAt           time.Time `json:"issued_at"`
+	ExpiresAt          time.Time `json:"expires_at"`
 	// Checksum is SHA-256 over the canonical content without Checksum and
 	// Signature: it finds corruption offline, before any network access.
 	Checksum string `json:"checksum"`
@@ -77,9 +81,11 @@ type CredentialsIssue struct {
 	Seq       uint64    `json:"-"`
 }
 
-// AccessKeys are S3 keys an issuer puts into a credentials file.
+// AccessKeys are S3 keys an issuer puts into a credentials file: the
+// primary's and, when the GRS copy needs other keys, the secondary's.
 type AccessKeys struct {
-	AccessKey, SecretKey string
+	AccessKey, SecretKey                   string
+	SecondaryAccessKey, SecondarySecretKey string
 }
 
 // CredentialsFileName is the default file name: NAME_YYYY-MM-DD.VaultCredentials
@@ -168,6 +174,11 @@ func (v *Vault) IssueCredentials(ctx context.Context, keys AccessKeys, now time.
 		Serial:        hex.EncodeToString(serial),
 		IssuedAt:      issued,
 		ExpiresAt:     issued.Add(CredentialsValidity),
+	}
+	if v.Config.Replication == GRS {
+		// An LRS vault has no second copy to reach: keys for it would
+		// only be one more secret in the file.
+		c.SecondaryAccessKey, c.SecondarySecretKey = keys.SecondaryAccessKey, keys.SecondarySecretKey
 	}
 	content, err := c.signedContent()
 	if err != nil {
@@ -302,8 +313,7 @@ func ValidateCredentials(ctx context.Context, data []byte, now time.Time, o Opti
 	if err != nil {
 		return nil, nil, err
 	}
-	o = c.Options(o)
-	v, err := OpenVault(ctx, Account{URL: c.PrimaryURL, Options: o}, c.Vault, nil)
+	v, err := OpenVault(ctx, Account{URL: c.PrimaryURL, Options: c.Options(o)}, c.Vault, c.SecondaryOptions(o))
 	if errors.Is(err, ErrVaultNotFound) {
 		return nil, nil, invalid("%v", err)
 	}
@@ -324,6 +334,17 @@ func (c *Credentials) Options(base Options) Options {
 		base.AccessKey, base.SecretKey = c.AccessKey, c.SecretKey
 	}
 	return base
+}
+
+// SecondaryOptions returns base with the file's secondary keys filled in,
+// or nil when the file carries none: the GRS copy is then reached with the
+// primary's keys (see OpenVault).
+func (c *Credentials) SecondaryOptions(base Options) *Options {
+	if c.SecondaryAccessKey == "" && c.SecondarySecretKey == "" {
+		return nil
+	}
+	base.AccessKey, base.SecretKey = c.SecondaryAccessKey, c.SecondarySecretKey
+	return &base
 }
 
 func randomBytes(n int) ([]byte, error) {

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -233,4 +234,75 @@ func TestCredentialsCarryLocationsAndKeys(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCredentialsCarrySecondaryKeys: keys given for the GRS copy travel in
+// the file and are the ones used to reach it. The test MinIO servers share
+// one root user, so "other keys" are shown by a wrong secondary secret: the
+// vault opened from that file cannot reach its second copy, while the
+// primary (with its own, right keys) still works.
+func TestCredentialsCarrySecondaryKeys(t *testing.T) {
+	ctx := context.Background()
+	pu, po := minio(t, "primary")
+	su, so := minio(t, "secondary")
+	p := storage.Account{URL: pu, Options: po}
+	s := storage.Account{URL: su, Options: so}
+	v := mustCreate(t, p, storage.CreateVaultOptions{Name: "carry2", Secondary: &s})
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+
+	for _, c := range []struct {
+		name        string
+		secret      string
+		secondaryOK bool
+	}{
+		{"right secondary keys", so.SecretKey, true},
+		{"wrong secondary secret", "not-the-secondary-secret", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			keys := storage.AccessKeys{AccessKey: po.AccessKey, SecretKey: po.SecretKey,
+				SecondaryAccessKey: so.AccessKey, SecondarySecretKey: c.secret}
+			file := mustIssue(t, v, keys, t0)
+			cred, w, err := storage.ValidateCredentials(ctx, file, t0, storage.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if cred.SecondaryAccessKey != so.AccessKey || cred.SecondarySecretKey != c.secret {
+				t.Errorf("file carries secondary keys %q/%q, want %q/%q", cred.SecondaryAccessKey, cred.SecondarySecretKey, so.AccessKey, c.secret)
+			}
+			if o := cred.SecondaryOptions(storage.Options{Proxy: "http://proxy:3128"}); o == nil || o.SecretKey != c.secret || o.Proxy != "http://proxy:3128" {
+				t.Errorf("SecondaryOptions = %+v, want the file's secondary keys and the base proxy", o)
+			}
+			st, err := w.Status(ctx, t0.Add(time.Hour))
+			if err != nil {
+				t.Fatalf("Status = %v", err)
+			}
+			if st.SecondaryOK != c.secondaryOK {
+				t.Errorf("second copy reachable = %v (%v), want %v", st.SecondaryOK, st.SecondaryErr, c.secondaryOK)
+			}
+		})
+	}
+
+	// Without secondary keys the file has none, and the second copy is
+	// reached with the primary's keys.
+	file := mustIssue(t, v, storage.AccessKeys{AccessKey: po.AccessKey, SecretKey: po.SecretKey}, t0)
+	if bytes.Contains(file, []byte("secondary_access_key")) {
+		t.Errorf("file without secondary keys names them:\n%s", file)
+	}
+	cred, err := storage.ParseCredentials(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := cred.SecondaryOptions(storage.Options{}); o != nil {
+		t.Errorf("SecondaryOptions = %+v, want nil", o)
+	}
+
+	// An LRS vault's file never carries secondary keys.
+	l := mustCreate(t, p, storage.CreateVaultOptions{Name: "carry-lrs", Replication: storage.LRS})
+	file = mustIssue(t, l, storage.AccessKeys{AccessKey: po.AccessKey, SecretKey: po.SecretKey,
+		SecondaryAccessKey: "x", SecondarySecretKey: "y"}, t0)
+	if bytes.Contains(file, []byte("secondary_")) {
+		t.Errorf("LRS file carries secondary keys:\n%s", file)
+	}
 }
