@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -11,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -105,13 +105,39 @@ func CheckClockSkew(ctx context.Context, copies []storage.Backend, now func() ti
 	return nil
 }
 
-// OffloadPlan is the retention plan for the store's points with the sizes
-// an offload would move.
+// PointStatus is one recovery point as a retention policy sees it. It is
+// plain data: the policy (package retention) is applied by the caller, so
+// the archive never depends on it.
+type PointStatus struct {
+	ID     ID
+	Source string
+	Time   time.Time
+	// Local is true while the store holds the point.
+	Local bool
+	// Archived is true when the vault holds the point, confirmed at least
+	// on the primary copy.
+	Archived bool
+	// Pending is true for an archived point whose secondary (GRS) copy is
+	// not complete yet; such a point must never be expired.
+	Pending bool
+	// Stored is the stored size of a local point: its packs, index
+	// objects and point object (0 for a point only in the vault).
+	Stored int64
+}
+
+// SelectFunc chooses, from the points it is shown, the IDs of those to act
+// on: the points to offload (PlanOffload) or to expire (Prune). The caller
+// applies its retention policy here.
+type SelectFunc func(points []PointStatus) ([]ID, error)
+
+// OffloadPlan is what an offload will do: the points the caller selected
+// from the store's points and the vault points the local catalogue knows,
+// with the sizes an offload would move.
 type OffloadPlan struct {
-	retention.Plan
-	// Stored is the stored size (packs, index objects and the point
-	// object) of each local point, by ID.
-	Stored map[ID]int64
+	// Points are every point the selection was made from, oldest first.
+	Points []PointStatus
+	// Offload are the selected points the store holds, oldest first.
+	Offload []ID
 	// Upload is the most an offload of the plan sends: the objects of the
 	// points it offloads, each counted once; objects the vault already
 	// holds are skipped and not sent.
@@ -122,10 +148,11 @@ type OffloadPlan struct {
 	catalog map[ID]CatalogEntry
 }
 
-// PlanOffload applies policy to the store's points and the vault points the
-// local catalogue knows, at now with calendar buckets in loc. It reads
+// PlanOffload shows sel the store's points and the archived vault points
+// the local catalogue knows, and plans the offload of the local points it
+// selects (selected IDs the store does not hold are left out). It reads
 // only local state: a dry run works with the vault unreachable.
-func PlanOffload(ctx context.Context, s *Store, policy retention.Policy, now time.Time, loc *time.Location) (*OffloadPlan, error) {
+func PlanOffload(ctx context.Context, s *Store, sel SelectFunc) (*OffloadPlan, error) {
 	local, err := s.ListPoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("plan offload: %w", err)
@@ -134,47 +161,48 @@ func PlanOffload(ctx context.Context, s *Store, policy retention.Policy, now tim
 	if err != nil {
 		return nil, err
 	}
-	p := &OffloadPlan{Stored: map[ID]int64{}, local: map[ID]PointHeader{}, catalog: map[ID]CatalogEntry{}}
+	p := &OffloadPlan{local: map[ID]PointHeader{}, catalog: map[ID]CatalogEntry{}}
 	for _, e := range cat {
 		p.catalog[e.Point] = e
 	}
-	var pts []retention.Point
 	for _, h := range local {
 		p.local[h.ID] = h
 		size, err := pointStored(ctx, s, h)
 		if err != nil {
 			return nil, err
 		}
-		p.Stored[h.ID] = size
-		rp := retention.Point{ID: h.ID.String(), Source: h.Source, Time: h.Time, Tier: retention.Local}
+		ps := PointStatus{ID: h.ID, Source: h.Source, Time: h.Time, Local: true, Stored: size}
 		if e, ok := p.catalog[h.ID]; ok && e.Archived() {
-			rp.Tier = retention.Both
-			if e.State == StatePending {
-				rp.State = retention.ReplicationPending
-			}
+			ps.Archived, ps.Pending = true, e.State == StatePending
 		}
-		pts = append(pts, rp)
+		p.Points = append(p.Points, ps)
 	}
 	for _, e := range cat {
 		if _, ok := p.local[e.Point]; ok || !e.Archived() {
 			continue
 		}
-		rp := retention.Point{ID: e.Point.String(), Source: e.Source, Time: e.Time, Tier: retention.Vault}
-		if e.State == StatePending {
-			rp.State = retention.ReplicationPending
-		}
-		pts = append(pts, rp)
+		p.Points = append(p.Points, PointStatus{ID: e.Point, Source: e.Source, Time: e.Time, Archived: true, Pending: e.State == StatePending})
 	}
-	if p.Plan, err = retention.Apply(pts, policy, now, loc); err != nil {
+	sortStatus(p.Points)
+	ids, err := sel(p.Points)
+	if err != nil {
 		return nil, fmt.Errorf("plan offload: %w", err)
 	}
+	chosen := map[ID]bool{}
+	for _, id := range ids {
+		chosen[id] = true
+	}
 	seen := map[string]bool{}
-	for _, d := range p.ByAction(retention.Offload) {
-		id, err := ParseID(d.Point.ID)
-		if err != nil {
-			return nil, err
+	var offloads []PointHeader
+	for id := range chosen {
+		if h, ok := p.local[id]; ok {
+			offloads = append(offloads, h)
 		}
-		objs, err := pointObjects(ctx, s, p.local[id])
+	}
+	sortPoints(offloads)
+	for _, h := range offloads {
+		p.Offload = append(p.Offload, h.ID)
+		objs, err := pointObjects(ctx, s, h)
 		if err != nil {
 			return nil, err
 		}
@@ -189,17 +217,24 @@ func PlanOffload(ctx context.Context, s *Store, policy retention.Policy, now tim
 	return p, nil
 }
 
+// sortStatus sorts points oldest first, then by ID.
+func sortStatus(ps []PointStatus) {
+	sort.Slice(ps, func(i, j int) bool {
+		if !ps[i].Time.Equal(ps[j].Time) {
+			return ps[i].Time.Before(ps[j].Time)
+		}
+		return bytes.Compare(ps[i].ID[:], ps[j].ID[:]) < 0
+	})
+}
+
 // Offloads returns the points the plan offloads, oldest first.
 func (p *OffloadPlan) Offloads() []PointHeader {
 	var out []PointHeader
-	for _, d := range p.ByAction(retention.Offload) {
-		if id, err := ParseID(d.Point.ID); err == nil {
-			if h, ok := p.local[id]; ok {
-				out = append(out, h)
-			}
+	for _, id := range p.Offload {
+		if h, ok := p.local[id]; ok {
+			out = append(out, h)
 		}
 	}
-	sortPoints(out)
 	return out
 }
 

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
 )
@@ -72,7 +71,7 @@ func BenchmarkOffloadMinIO(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				plan, err := PlanOffload(context.Background(), s, retention.Policy{}, time.Now(), time.UTC)
+				plan, err := PlanOffload(context.Background(), s, offloadAllBut(0))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
 )
@@ -157,9 +156,44 @@ func minioVault(t *testing.T) VaultTarget {
 	return VaultTarget{Name: "test", Primary: bs[0], Secondary: bs[1]}
 }
 
+// offloadAllBut selects every local point but the keep newest of each
+// source: what a short-term policy of "keep last N" offloads.
+func offloadAllBut(keep int) SelectFunc {
+	return func(pts []PointStatus) ([]ID, error) {
+		return allBut(pts, keep, func(p PointStatus) bool { return p.Local }), nil
+	}
+}
+
+// expireAllBut selects every archived point but the keep newest of each
+// source; it makes no exception for pending replication (Prune must).
+func expireAllBut(keep int) SelectFunc {
+	return func(pts []PointStatus) ([]ID, error) {
+		return allBut(pts, keep, func(p PointStatus) bool { return p.Archived }), nil
+	}
+}
+
+// allBut returns the IDs of the points in pts (oldest first) that match,
+// except the keep newest matching points of each source.
+func allBut(pts []PointStatus, keep int, match func(PointStatus) bool) []ID {
+	kept := map[string]int{}
+	var out []ID
+	for i := len(pts) - 1; i >= 0; i-- {
+		p := pts[i]
+		if !match(p) {
+			continue
+		}
+		if kept[p.Source] < keep {
+			kept[p.Source]++
+			continue
+		}
+		out = append(out, p.ID)
+	}
+	return out
+}
+
 func offloadAll(t *testing.T, s *Store, v VaultTarget, now time.Time, o OffloadOptions) *OffloadResult {
 	t.Helper()
-	plan, err := PlanOffload(context.Background(), s, retention.Policy{}, now, time.UTC)
+	plan, err := PlanOffload(context.Background(), s, offloadAllBut(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +330,7 @@ func TestOffloadKeepsYoungAndSharedPacks(t *testing.T) {
 	v, _ := fileVault(t)
 	now := time.Now()
 	pts := backupSeries(t, s, 3, now)
-	plan, err := PlanOffload(context.Background(), s, retention.Policy{Local: retention.LocalPolicy{KeepLast: 1}}, now, time.UTC)
+	plan, err := PlanOffload(context.Background(), s, offloadAllBut(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +460,7 @@ func TestOffloadRefusesClockSkew(t *testing.T) {
 	now := time.Now()
 	backupSeries(t, s, 1, now)
 	v.Secondary = clockBackend{v.Secondary, 7 * time.Minute}
-	plan, err := PlanOffload(context.Background(), s, retention.Policy{}, now, time.UTC)
+	plan, err := PlanOffload(context.Background(), s, offloadAllBut(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +477,7 @@ func TestOffloadRefusesClockSkew(t *testing.T) {
 	if len(objs) != 0 {
 		t.Errorf("a refused offload wrote %v", objs)
 	}
-	_, err = Prune(context.Background(), s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}})
+	_, err = Prune(context.Background(), s, v, PruneOptions{Select: expireAllBut(1)})
 	if !errors.Is(err, ErrClockSkew) {
 		t.Errorf("Prune with a 7-minute skew: %v, want ErrClockSkew", err)
 	}
@@ -454,17 +488,19 @@ func TestPlanOffloadDryRunChangesNothing(t *testing.T) {
 	now := time.Now()
 	backupSeries(t, s, 2, now)
 	before := objectList(t, s.Objects())
-	plan, err := PlanOffload(context.Background(), s, retention.Policy{Local: retention.LocalPolicy{KeepLast: 1}}, now, time.UTC)
+	plan, err := PlanOffload(context.Background(), s, offloadAllBut(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(plan.Offloads()) != 1 || plan.Upload == 0 || plan.Objects == 0 {
 		t.Errorf("plan: %d offloads, %d bytes in %d objects", len(plan.Offloads()), plan.Upload, plan.Objects)
 	}
-	for _, d := range plan.Decisions {
-		id, _ := ParseID(d.Point.ID)
-		if plan.Stored[id] == 0 {
-			t.Errorf("no stored size for %s", d.Point.ID)
+	if len(plan.Points) != 2 {
+		t.Errorf("plan shows %d points, want 2", len(plan.Points))
+	}
+	for _, p := range plan.Points {
+		if p.Stored == 0 || !p.Local || p.Archived {
+			t.Errorf("plan shows %+v, want a local, unarchived point with its stored size", p)
 		}
 	}
 	if after := objectList(t, s.Objects()); !slices.Equal(before, after) {
@@ -553,7 +589,7 @@ func TestOffloadRefusesDamagedLocalObject(t *testing.T) {
 	}
 	pack := PackName(h[0].Packs[0].Pack)
 	rewriteObject(t, s, pack, func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
-	plan, err := PlanOffload(context.Background(), s, retention.Policy{}, now, time.UTC)
+	plan, err := PlanOffload(context.Background(), s, offloadAllBut(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,7 +669,7 @@ func TestOffloadCollectsNothingFromAShortLocalListing(t *testing.T) {
 	v, _ := fileVault(t)
 	now := time.Now()
 	pts := backupSeries(t, s, 2, now)
-	plan, err := PlanOffload(context.Background(), s, retention.Policy{Local: retention.LocalPolicy{KeepLast: 1}}, now, time.UTC)
+	plan, err := PlanOffload(context.Background(), s, offloadAllBut(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -30,9 +29,15 @@ var ErrShortListing = errors.New("vault listing is shorter than the local catalo
 
 // PruneOptions tunes Prune.
 type PruneOptions struct {
-	Policy retention.Policy
+	// Select chooses the points to expire from this server's points (its
+	// key): those in the vault and, so that a policy's buckets count the
+	// points offload will bring, the local ones. Prune expires only the
+	// selected points that are in the vault and complete on every copy:
+	// a point whose replication is pending, a local-only point and another
+	// server's point are never expired, whatever Select returns. Nil
+	// expires nothing.
+	Select SelectFunc
 	Now    func() time.Time
-	Loc    *time.Location
 	DryRun bool
 	// OrphanGrace overrides DefaultOrphanGrace (tests).
 	OrphanGrace time.Duration
@@ -53,7 +58,8 @@ type WaitingObject struct {
 
 // PruneResult is what Prune did (or, in a dry run, would do).
 type PruneResult struct {
-	Plan           retention.Plan  `json:"plan"`
+	// Points are the points Select was shown.
+	Points         []PointStatus   `json:"-"`
 	Expired        []ID            `json:"expired"` // point objects removed
 	ObjectsRemoved int             `json:"objects_removed"`
 	BytesRemoved   int64           `json:"bytes_removed"`
@@ -219,36 +225,38 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	for _, e := range cat {
 		state[e.Point] = e.State
 	}
-	var pts []retention.Point
+	var pts []PointStatus
 	for _, h := range local {
 		isLocal[h.ID] = true
 		if _, inVault := headers[PointName(h.ID)]; inVault {
-			continue // added below as Both
+			continue // added below, archived
 		}
-		pts = append(pts, retention.Point{ID: h.ID.String(), Source: h.Source, Time: h.Time, Tier: retention.Local})
+		pts = append(pts, PointStatus{ID: h.ID, Source: h.Source, Time: h.Time, Local: true})
 	}
+	expirable := map[ID]bool{}
 	for name, h := range headers {
 		if h.KeyFingerprint != s.pub.Fingerprint {
 			res.Foreign++
 			continue
 		}
-		rp := retention.Point{ID: h.ID.String(), Source: h.Source, Time: h.Time, Tier: retention.Vault}
-		if isLocal[h.ID] {
-			rp.Tier = retention.Both
-		}
+		ps := PointStatus{ID: h.ID, Source: h.Source, Time: h.Time, Local: isLocal[h.ID], Archived: true}
 		onAll := true
 		for i := range listing.copies {
 			if _, ok := listing.copies[i][name]; !ok {
 				onAll = false
 			}
 		}
-		if !onAll || state[h.ID] == StatePending {
-			rp.State = retention.ReplicationPending
-		}
-		pts = append(pts, rp)
+		ps.Pending = !onAll || state[h.ID] == StatePending
+		expirable[h.ID] = !ps.Pending
+		pts = append(pts, ps)
 	}
-	if res.Plan, err = retention.Apply(pts, o.Policy, o.Now(), o.Loc); err != nil {
-		return nil, fmt.Errorf("prune: %w", err)
+	sortStatus(pts)
+	res.Points = pts
+	var selected []ID
+	if o.Select != nil {
+		if selected, err = o.Select(pts); err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
 	}
 
 	// Journal: the expired points and every object they reference, so a
@@ -258,10 +266,13 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 		return nil, err
 	}
 	expire := map[string]bool{}
-	for _, d := range res.Plan.ByAction(retention.Expire) {
-		id, err := ParseID(d.Point.ID)
-		if err != nil {
-			return nil, err
+	for _, id := range selected {
+		complete, known := expirable[id]
+		if !complete {
+			if known {
+				o.Log(fmt.Sprintf("point %s is not expired: its replication is pending", id.String()[:12]))
+			}
+			continue // not this server's vault point: never expired here
 		}
 		name := PointName(id)
 		expire[name] = true

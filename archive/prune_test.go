@@ -10,7 +10,6 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
 )
@@ -21,11 +20,11 @@ func testPruneExpiresAndCollects(t *testing.T, v VaultTarget) {
 	now := time.Now()
 	pts := backupSeries(t, s, 4, now)
 	offloadAll(t, s, v, now, OffloadOptions{})
-	policy := retention.Policy{Vault: retention.VaultPolicy{Daily: 2}}
+	policy := expireAllBut(2)
 	clock := func() time.Time { return now }
 
 	before := objectList(t, v.Primary)
-	dry, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: clock, DryRun: true})
+	dry, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: clock, DryRun: true})
 	if err != nil {
 		t.Fatalf("Prune --dry-run: %v", err)
 	}
@@ -36,7 +35,7 @@ func testPruneExpiresAndCollects(t *testing.T, v VaultTarget) {
 		t.Fatal("a dry run changed the vault")
 	}
 
-	res, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: clock})
+	res, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: clock})
 	if err != nil {
 		t.Fatalf("Prune: %v", err)
 	}
@@ -73,7 +72,7 @@ func testPruneExpiresAndCollects(t *testing.T, v VaultTarget) {
 		t.Errorf("catalogue has %d expired points, want 2", expired)
 	}
 	// Nothing left to do: a second prune removes nothing.
-	again, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: clock})
+	again, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: clock})
 	if err != nil || again.ObjectsRemoved != 0 {
 		t.Errorf("second prune: %d objects removed, %v; want 0, nil", again.ObjectsRemoved, err)
 	}
@@ -101,7 +100,7 @@ func TestPruneRefusesShortListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := objectList(t, v.Primary)
-	_, err := Prune(ctx, s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}, Now: func() time.Time { return now }})
+	_, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }})
 	if !errors.Is(err, ErrShortListing) {
 		t.Fatalf("Prune with a short listing: %v, want ErrShortListing", err)
 	}
@@ -119,7 +118,7 @@ func TestPruneNeverExpiresPendingReplication(t *testing.T) {
 	f[1].SetDown(true)
 	offloadAll(t, s, v, now, OffloadOptions{})
 	f[1].SetDown(false)
-	res, err := Prune(ctx, s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}, Now: func() time.Time { return now }})
+	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,14 +134,14 @@ func TestPruneResumesAfterJournal(t *testing.T) {
 	now := time.Now()
 	pts := backupSeries(t, s, 3, now)
 	offloadAll(t, s, v, now, OffloadOptions{})
-	policy := retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}
+	policy := expireAllBut(1)
 	// The secondary fails in the middle of the deletions: the journal
 	// keeps what is left to do.
 	f[1].FailNth(storage.OpRemove, 3, storage.ErrUnavailable)
-	if r, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: func() time.Time { return now }}); err == nil {
+	if r, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: func() time.Time { return now }}); err == nil {
 		t.Fatalf("Prune with a failing secondary succeeded: %+v, %d removes", r, f[1].Calls(storage.OpRemove))
 	}
-	res, err := Prune(ctx, s, v, PruneOptions{Policy: policy, Now: func() time.Time { return now }})
+	res, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatalf("second Prune: %v", err)
 	}
@@ -181,7 +180,7 @@ func TestPruneObjectLockWaits(t *testing.T) {
 	pts := backupSeries(t, s, 2, now)
 	offloadAll(t, s, v, now, OffloadOptions{})
 	before := objectList(t, v.Primary)
-	res, err := Prune(ctx, s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}},
+	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1),
 		Now: func() time.Time { return now }, ImmutableDays: 1})
 	if err != nil {
 		t.Fatalf("Prune on an object-lock vault: %v", err)
@@ -226,7 +225,7 @@ func TestPruneOrphansNeverFromEmptyPointListing(t *testing.T) {
 	}
 	later := func() time.Time { return now.Add(30 * 24 * time.Hour) }
 	before := objectList(t, v.Primary)
-	res, err := Prune(ctx, s, v, PruneOptions{Policy: retention.Policy{Vault: retention.VaultPolicy{Daily: 1}}, Now: later, MaxClockSkew: -1})
+	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: later, MaxClockSkew: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,13 +253,13 @@ func TestPruneCollectsOldOrphansOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	keepAll := retention.Policy{} // an empty vault policy expires nothing
-	res, err := Prune(ctx, s, v, PruneOptions{Policy: keepAll, Now: func() time.Time { return now }})
+	var keepAll SelectFunc // nil expires nothing
+	res, err := Prune(ctx, s, v, PruneOptions{Select: keepAll, Now: func() time.Time { return now }})
 	if err != nil || res.ObjectsRemoved != 0 {
 		t.Fatalf("prune within the grace period removed %d objects (%v), want 0", res.ObjectsRemoved, err)
 	}
 	later := func() time.Time { return now.Add(DefaultOrphanGrace + time.Hour) }
-	res, err = Prune(ctx, s, v, PruneOptions{Policy: keepAll, Now: later, MaxClockSkew: -1})
+	res, err = Prune(ctx, s, v, PruneOptions{Select: keepAll, Now: later, MaxClockSkew: -1})
 	if err != nil || res.ObjectsRemoved != 1 || res.Orphans != 1 {
 		t.Fatalf("prune after the grace period: removed %d, orphans %d (%v); want 1, 1", res.ObjectsRemoved, res.Orphans, err)
 	}

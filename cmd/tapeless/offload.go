@@ -98,7 +98,7 @@ type offloadPlanRow struct {
 	Reasons []string  `json:"reasons"`
 }
 
-func planRows(p *archive.OffloadPlan) []offloadPlanRow {
+func planRows(p *offloadPlan) []offloadPlanRow {
 	rows := []offloadPlanRow{}
 	for _, d := range p.Decisions {
 		r := offloadPlanRow{Action: d.Action.String(), Source: d.Point.Source, Time: d.Point.Time, ID: d.Point.ID,
@@ -113,7 +113,7 @@ func planRows(p *archive.OffloadPlan) []offloadPlanRow {
 
 // formatOffloadPlan writes the plan as a table with each local point's
 // stored size, then the counts and what an offload would send.
-func formatOffloadPlan(w io.Writer, p *archive.OffloadPlan, loc *time.Location) error {
+func formatOffloadPlan(w io.Writer, p *offloadPlan, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\tSIZE\tREASONS")
 	for _, r := range planRows(p) {
@@ -165,7 +165,7 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 	if err := policy.Validate(); err != nil {
 		return usageError{err}
 	}
-	plan, err := archive.PlanOffload(ctx, s, policy, now(), time.Local)
+	plan, err := planOffload(ctx, s, policy, now(), time.Local)
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 	}
 	defer ov.Close()
 	bar := newProgressBar(g)
-	res, err := archive.Offload(ctx, s, ov.upload, plan, archive.OffloadOptions{
+	res, err := archive.Offload(ctx, s, ov.upload, plan.archive, archive.OffloadOptions{
 		Now:      now,
 		ReadBack: o.readBack,
 		Throttle: ov.throttle,

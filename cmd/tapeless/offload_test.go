@@ -45,7 +45,7 @@ func TestOffloadDryRunGolden(t *testing.T) {
 		pid, _ := archive.ParseID(id(c))
 		stored[pid] = int64(i+1) * 1536 << 10
 	}
-	op := &archive.OffloadPlan{Plan: plan, Stored: stored, Upload: 9 << 20, Objects: 7}
+	op := &offloadPlan{Plan: plan, Stored: stored, Upload: 9 << 20, Objects: 7}
 	var buf bytes.Buffer
 	if err := formatOffloadPlan(&buf, op, loc); err != nil {
 		t.Fatal(err)

@@ -71,10 +71,10 @@ func runPrune(ctx context.Context, g *globalOptions, o pruneOptions) error {
 		return err
 	}
 	defer ov.Close()
+	var plan retention.Plan
 	res, err := archive.Prune(ctx, s, ov.target, archive.PruneOptions{
-		Policy:        policy,
+		Select:        selectByPolicy(policy, now(), time.Local, retention.Expire, &plan),
 		Now:           now,
-		Loc:           time.Local,
 		DryRun:        o.dryRun,
 		ImmutableDays: ov.v.Config.ImmutableDays,
 	})
@@ -82,19 +82,25 @@ func runPrune(ctx context.Context, g *globalOptions, o pruneOptions) error {
 		return err
 	}
 	if g.json {
-		return writeJSON(g.stdout, res)
+		return writeJSON(g.stdout, pruneJSON{Plan: plan, PruneResult: res})
 	}
 	if g.quiet {
 		return nil
 	}
-	printPruneResult(g.stdout, res, policy)
+	printPruneResult(g.stdout, plan, res, policy)
 	return nil
 }
 
-func printPruneResult(w io.Writer, r *archive.PruneResult, p retention.Policy) {
+// pruneJSON is the JSON of `prune`: the retention plan and what prune did.
+type pruneJSON struct {
+	Plan retention.Plan `json:"plan"`
+	*archive.PruneResult
+}
+
+func printPruneResult(w io.Writer, plan retention.Plan, r *archive.PruneResult, p retention.Policy) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\tREASONS")
-	for _, d := range r.Plan.Decisions {
+	for _, d := range plan.Decisions {
 		if d.Point.Tier == retention.Local {
 			continue // prune touches the vault only
 		}
