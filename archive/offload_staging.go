@@ -72,9 +72,32 @@ func (s *StagedVault) Remove(context.Context, string) error {
 	return errors.New("staged vault is read-only")
 }
 
-// Stat asks the remote.
+// Stat reports a staged object as staged. Otherwise it asks the remote;
+// when the remote has several copies (GRS) that disagree on the object's
+// size, one of them is damaged, so the object is staged (checked against
+// its name, falling back to the other copy) and the staged size is the
+// answer: a truncated primary must not fail a restore the secondary can
+// serve.
 func (s *StagedVault) Stat(ctx context.Context, name string) (storage.Info, error) {
-	return s.remote.Stat(ctx, name)
+	if info, err := s.local.Stat(ctx, name); err == nil {
+		return info, nil
+	}
+	info, err := s.remote.Stat(ctx, name)
+	m, multi := s.remote.(storage.Multi)
+	if err != nil || !multi {
+		return info, err
+	}
+	for _, c := range m.Copies() {
+		ci, cerr := c.Stat(ctx, name)
+		if cerr != nil || ci.Size == info.Size {
+			continue // an unreachable copy is the remote's business
+		}
+		if err := s.stage(ctx, name); err != nil {
+			return storage.Info{}, err
+		}
+		return s.local.Stat(ctx, name)
+	}
+	return info, nil
 }
 
 // List lists the remote.
@@ -107,31 +130,52 @@ func (s *StagedVault) stage(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("stage %s: %w", name, err)
 	}
-	info, err := s.remote.Stat(ctx, name)
-	if err != nil {
-		return fmt.Errorf("stage %s: %w", name, err)
-	}
+	// The size comes from the bytes read, never from a Stat: a GRS read
+	// that falls back to the secondary (the primary's copy is damaged,
+	// perhaps truncated) must stage the secondary's bytes whole.
+	var size int64
 	err = s.remote.Load(ctx, name, 0, -1, func(r io.Reader) error {
 		// A GRS read calls this again for the secondary copy when the
-		// primary's bytes turn out not to match their name, possibly
-		// after they were staged: start clean each time. ConfirmSHA256
-		// below checks what finally landed.
+		// primary's bytes turn out not to match their name: start clean
+		// each time. ConfirmSHA256 below checks what finally landed.
 		if err := s.local.Remove(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}
-		return s.local.Save(ctx, name, r, info.Size)
+		var err error
+		size, err = s.saveWhole(ctx, name, r)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("stage %s from %s: %w", name, s.remote.Location(), err)
 	}
-	if err := storage.ConfirmSHA256(ctx, s.local, name, info.Size, id); err != nil {
+	if err := storage.ConfirmSHA256(ctx, s.local, name, size, id); err != nil {
 		s.local.Remove(ctx, name)
 		return fmt.Errorf("stage %s: %w: %w", name, ErrAuthentication, err)
 	}
 	s.mu.Lock()
-	s.staged += info.Size
+	s.staged += size
 	s.mu.Unlock()
 	return nil
+}
+
+// saveWhole stages everything r holds as name and returns its size: the
+// bytes go to a temporary file first, since the staged copy's Save needs
+// the size up front.
+func (s *StagedVault) saveWhole(ctx context.Context, name string, r io.Reader) (int64, error) {
+	f, err := os.CreateTemp(s.dir, ".download-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	n, err := io.Copy(f, r)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return n, s.local.Save(ctx, name, f, n)
 }
 
 // Close removes the staged objects. The remote stays open: it belongs to

@@ -1,9 +1,11 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -419,6 +421,9 @@ func TestRestoreFallsBackToSecondary(t *testing.T) {
 	}{
 		{"primary down", func() { f[0].SetDown(true) }},
 		{"primary corrupt", func() { f[0].CorruptLoads(40) }},
+		// Last: it damages the primary for good. A copy of another size
+		// must not decide how many bytes are staged from the secondary.
+		{"primary truncated", func() { truncateVaultObject(t, v.Primary, pts[0].id) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f[0].Reset()
@@ -442,6 +447,36 @@ func TestRestoreFallsBackToSecondary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// truncateVaultObject replaces the first pack of point id on b with its
+// first half (tests only: objects are never rewritten).
+func truncateVaultObject(t *testing.T, b storage.Backend, id ID) {
+	t.Helper()
+	ctx := context.Background()
+	hs, err := ListPoints(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if h.ID != id {
+			continue
+		}
+		name := PackName(h.Packs[0].Pack)
+		var data []byte
+		if err := b.Load(ctx, name, 0, -1, func(r io.Reader) error { data, err = io.ReadAll(r); return err }); err != nil {
+			t.Fatal(err)
+		}
+		half := data[:len(data)/2]
+		if err := b.Remove(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Save(ctx, name, bytes.NewReader(half), int64(len(half))); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("point %s is not at %s", id, b.Location())
 }
 
 // clockBackend is a real backend whose server clock runs skew ahead.
