@@ -26,14 +26,24 @@ type config struct {
 	Retention retentionConfig `yaml:"retention"`
 	Sources   []sourceConfig  `yaml:"sources,omitempty"`
 	Jobs      jobsConfig      `yaml:"jobs,omitempty"`
+
+	// path is the file the config was loaded from ("" for a new one).
+	path string
 }
 
 // vaultConfig is the vault part of the config, written by `register`.
+//
+// The vault's own config object is the one source of truth for its
+// settings. Replication, SecondaryURL and ImmutableDays here are a local
+// copy of it, which `status` shows without contacting the vault and
+// restore uses to find the second copy when the primary cannot be opened;
+// every command that opens the vault brings them up to date (syncVaultCache),
+// so a 'vault set-replication' made elsewhere reaches this file.
 type vaultConfig struct {
 	Name         string `yaml:"name"`
 	URL          string `yaml:"url"`                     // account location the vault lives under
-	SecondaryURL string `yaml:"secondary_url,omitempty"` // GRS second copy
-	Replication  string `yaml:"replication"`             // GRS or LRS
+	SecondaryURL string `yaml:"secondary_url,omitempty"` // GRS second copy (copy of the vault's setting)
+	Replication  string `yaml:"replication"`             // GRS or LRS (copy of the vault's setting)
 	AccessKey    string `yaml:"access_key,omitempty"`
 	SecretKey    string `yaml:"secret_key,omitempty"`
 	// Keys for the secondary endpoint when they differ from the primary's.
@@ -100,6 +110,7 @@ func loadConfig(path string) (*config, error) {
 	if err := yaml.Unmarshal(b, c); err != nil {
 		return nil, fmt.Errorf("parse config %s: %w", path, err)
 	}
+	c.path = path
 	return c, nil
 }
 

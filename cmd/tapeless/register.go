@@ -270,12 +270,15 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 	cfg.Vault = &vaultConfig{
 		Name:           v.Name(),
 		URL:            v.Config.PrimaryURL,
-		SecondaryURL:   v.Config.SecondaryURL,
+		SecondaryURL:   cachedSecondaryURL(v.Config),
 		Replication:    string(v.Config.Replication),
 		AccessKey:      creds.AccessKey,
 		SecretKey:      creds.SecretKey,
 		ImmutableDays:  v.Config.ImmutableDays,
 		KeyFingerprint: fp,
+
+		SecondaryAccessKey: creds.SecondaryAccessKey,
+		SecondarySecretKey: creds.SecondarySecretKey,
 	}
 	if err := saveConfig(g.configFile, cfg); err != nil {
 		return err

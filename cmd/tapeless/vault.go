@@ -53,9 +53,62 @@ func checkURLFlag(url string) error {
 	return nil
 }
 
+// Environment variables that give the GRS copy's S3 keys when they differ
+// from the primary's, so the secret need not appear on a command line.
+const (
+	envSecondaryAccessKey = "TAPELESS_SECONDARY_ACCESS_KEY"
+	envSecondarySecretKey = "TAPELESS_SECONDARY_SECRET_KEY"
+)
+
+// secondaryKeys are the S3 keys of a vault's second copy, from
+// --secondary-access-key/--secondary-secret-key or the environment. Empty
+// means the second copy is reached with the primary's keys.
+type secondaryKeys struct{ access, secret string }
+
+func (k *secondaryKeys) addFlags(c *cobra.Command) {
+	f := c.Flags()
+	f.StringVar(&k.access, "secondary-access-key", "", "S3 access key of the second copy when it differs from the primary's (default $"+envSecondaryAccessKey+")")
+	f.StringVar(&k.secret, "secondary-secret-key", "", "S3 secret key of the second copy (default $"+envSecondarySecretKey+")")
+}
+
+// resolve fills unset keys from the environment and checks that they come
+// as a pair.
+func (k secondaryKeys) resolve() (secondaryKeys, error) {
+	if k.access == "" && k.secret == "" {
+		k.access, k.secret = os.Getenv(envSecondaryAccessKey), os.Getenv(envSecondarySecretKey)
+	}
+	if (k.access == "") != (k.secret == "") {
+		return k, usageError{errors.New("the second copy's keys go together: give both --secondary-access-key and --secondary-secret-key (or " +
+			envSecondaryAccessKey + " and " + envSecondarySecretKey + "), or neither to use the primary's keys")}
+	}
+	return k, nil
+}
+
+// options returns the storage options for the second copy, or nil when
+// the primary's apply.
+func (k secondaryKeys) options() *storage.Options {
+	if k.access == "" {
+		return nil
+	}
+	return &storage.Options{AccessKey: k.access, SecretKey: k.secret}
+}
+
+// account returns the second copy's account at url.
+func (k secondaryKeys) account(url string) *storage.Account {
+	if url == "" {
+		return nil
+	}
+	a := &storage.Account{URL: url}
+	if o := k.options(); o != nil {
+		a.Options = *o
+	}
+	return a
+}
+
 type vaultCreateOptions struct {
 	url, secondaryURL, replication string
 	immutableDays                  int
+	secondary                      secondaryKeys
 }
 
 func newVaultCreateCmd(g *globalOptions) *cobra.Command {
@@ -76,9 +129,16 @@ archived.
 
 --immutable-days N writes every vault object under S3 object lock
 (COMPLIANCE) for N days; the bucket must have been created with object lock.
-A file:// vault cannot lock objects.`,
+A file:// vault cannot lock objects.
+
+S3 keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; when the
+second copy needs other keys, give them with --secondary-access-key and
+--secondary-secret-key, or TAPELESS_SECONDARY_ACCESS_KEY and
+TAPELESS_SECONDARY_SECRET_KEY.`,
 		Example: `  tapeless vault create backups --url file:///tmp/tapeless-demo/vault --replication LRS
   tapeless vault create backups --url s3://10.0.0.5:9000/vault --secondary-url s3://10.1.0.5:9000/vault
+  TAPELESS_SECONDARY_ACCESS_KEY=… TAPELESS_SECONDARY_SECRET_KEY=… \
+      tapeless vault create backups --url s3://10.0.0.5:9000/vault --secondary-url s3://s3.other-region.example.com/vault
   tapeless vault create locked --url s3://s3.example.com/locked-bucket --replication LRS --immutable-days 365`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -90,6 +150,7 @@ A file:// vault cannot lock objects.`,
 	f.StringVar(&o.secondaryURL, "secondary-url", "", "account URL of the second copy (GRS)")
 	f.StringVar(&o.replication, "replication", "GRS", "GRS (two copies) or LRS (one copy)")
 	f.IntVar(&o.immutableDays, "immutable-days", 0, "keep every vault object under object lock for N days (S3 with object lock only)")
+	o.secondary.addFlags(c)
 	return c
 }
 
@@ -110,10 +171,12 @@ func runVaultCreate(ctx context.Context, g *globalOptions, o vaultCreateOptions,
 	if repl == storage.GRS && o.secondaryURL == "" {
 		return usageError{errors.New("GRS replication keeps a second copy and needs its location: add --secondary-url URL (another endpoint or bucket), or choose --replication LRS for a single copy")}
 	}
-	co := storage.CreateVaultOptions{Name: name, Replication: repl, ImmutableDays: o.immutableDays}
-	if o.secondaryURL != "" {
-		co.Secondary = &storage.Account{URL: o.secondaryURL}
+	sk, err := o.secondary.resolve()
+	if err != nil {
+		return err
 	}
+	co := storage.CreateVaultOptions{Name: name, Replication: repl, ImmutableDays: o.immutableDays,
+		Secondary: sk.account(o.secondaryURL)}
 	v, err := storage.CreateVault(ctx, storage.Account{URL: o.url}, co, now())
 	if err != nil {
 		return err
@@ -158,6 +221,7 @@ func vaultJSON(c storage.VaultConfig) vaultInfo {
 type vaultCredentialsOptions struct {
 	url, output          string
 	accessKey, secretKey string
+	secondary            secondaryKeys
 }
 
 func newVaultCredentialsCmd(g *globalOptions) *cobra.Command {
@@ -172,7 +236,10 @@ it ('tapeless register --credentials FILE').
 The file is valid for 48 hours, and issuing a new one invalidates every
 earlier file of the vault. It names the vault's locations and, for S3, holds
 the access keys given with --access-key/--secret-key, or else those in
-AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: keep it as safe as those keys.`,
+AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: keep it as safe as those keys.
+When a GRS vault's second copy needs other keys, --secondary-access-key and
+--secondary-secret-key (or TAPELESS_SECONDARY_ACCESS_KEY and
+TAPELESS_SECONDARY_SECRET_KEY) put them in the file too.`,
 		Example: `  tapeless vault credentials backups --url file:///tmp/tapeless-demo/vault
   tapeless vault credentials backups --url s3://10.0.0.5:9000/vault -o /root/backups.VaultCredentials`,
 		Args: cobra.ExactArgs(1),
@@ -185,6 +252,7 @@ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: keep it as safe as those keys.`,
 	f.StringVarP(&o.output, "output", "o", "", "file to write (default NAME_YYYY-MM-DD.VaultCredentials)")
 	f.StringVar(&o.accessKey, "access-key", "", "S3 access key to put in the file for the servers (default AWS_ACCESS_KEY_ID)")
 	f.StringVar(&o.secretKey, "secret-key", "", "S3 secret key to put in the file (default AWS_SECRET_ACCESS_KEY)")
+	o.secondary.addFlags(c)
 	return c
 }
 
@@ -206,8 +274,13 @@ func runVaultCredentials(ctx context.Context, g *globalOptions, o vaultCredentia
 	if keys.AccessKey == "" && u.Scheme == "s3" {
 		keys = storage.AccessKeys{AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
 	}
+	sk, err := o.secondary.resolve()
+	if err != nil {
+		return err
+	}
+	keys.SecondaryAccessKey, keys.SecondarySecretKey = sk.access, sk.secret
 	acct := storage.Account{URL: o.url, Options: storage.Options{AccessKey: keys.AccessKey, SecretKey: keys.SecretKey}}
-	v, err := storage.OpenVault(ctx, acct, name, nil)
+	v, err := storage.OpenVault(ctx, acct, name, sk.options())
 	if err != nil {
 		return err
 	}
@@ -235,7 +308,9 @@ func runVaultCredentials(ctx context.Context, g *globalOptions, o vaultCredentia
 	}
 	fmt.Fprintf(g.stdout, "Wrote %s (mode 0600) for vault %q.\n", path, c.Vault)
 	fmt.Fprintf(g.stdout, "It is valid until %s (48 hours) and replaces every earlier credentials file of this vault.\n", c.ExpiresAt.Local().Format("2006-01-02 15:04 MST"))
-	if c.AccessKey != "" {
+	if c.SecondaryAccessKey != "" {
+		fmt.Fprintf(g.stdout, "It holds the S3 access keys (%s, second copy %s): keep it safe and delete it after registering.\n", c.AccessKey, c.SecondaryAccessKey)
+	} else if c.AccessKey != "" {
 		fmt.Fprintf(g.stdout, "It holds the S3 access keys (%s): keep it safe and delete it after registering.\n", c.AccessKey)
 	} else if u.Scheme == "s3" {
 		fmt.Fprintf(g.stdout, "It holds no S3 access keys: registering servers need AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.\n")
@@ -246,6 +321,7 @@ func runVaultCredentials(ctx context.Context, g *globalOptions, o vaultCredentia
 
 func newVaultSetReplicationCmd(g *globalOptions) *cobra.Command {
 	var url, secondaryURL string
+	var secondary secondaryKeys
 	c := &cobra.Command{
 		Use:   "set-replication NAME GRS|LRS --url URL [--secondary-url URL]",
 		Short: "Change a vault between GRS and LRS before anything is archived",
@@ -253,7 +329,10 @@ func newVaultSetReplicationCmd(g *globalOptions) *cobra.Command {
 recovery point is archived in the vault; afterwards it is refused, because
 points already archived would not match the new setting.
 
-Going to GRS needs --secondary-url: the vault's objects are copied there.`,
+Going to GRS needs --secondary-url: the vault's objects are copied there
+(with --secondary-access-key/--secondary-secret-key when that endpoint needs
+other keys). A server registered to this vault picks up the new setting
+from the vault the next time it opens it.`,
 		Example: `  tapeless vault set-replication backups LRS --url file:///tmp/tapeless-demo/vault
   tapeless vault set-replication backups GRS --url file:///tmp/tapeless-demo/vault --secondary-url file:///tmp/tapeless-demo/vault2`,
 		Args: cobra.ExactArgs(2),
@@ -265,18 +344,26 @@ Going to GRS needs --secondary-url: the vault's objects are copied there.`,
 			if err != nil || args[1] == "" {
 				return usageError{fmt.Errorf("invalid replication %q: use GRS or LRS", args[1])}
 			}
-			v, err := storage.OpenVault(cmd.Context(), storage.Account{URL: url}, args[0], nil)
+			sk, err := secondary.resolve()
+			if err != nil {
+				return err
+			}
+			v, err := storage.OpenVault(cmd.Context(), storage.Account{URL: url}, args[0], sk.options())
 			if err != nil {
 				return err
 			}
 			defer v.Close()
-			var sec *storage.Account
-			if secondaryURL != "" {
-				sec = &storage.Account{URL: secondaryURL}
-			}
+			sec := sk.account(secondaryURL)
 			before := v.Config.Replication
 			if err := v.SetReplication(cmd.Context(), r, sec, now()); err != nil {
 				return err
+			}
+			// When this machine is itself registered to the vault, its
+			// config follows at once (others follow when they next open it).
+			if cfg, err := loadConfig(g.configFile); err == nil && cfg.Vault != nil && cfg.Vault.URL == v.Config.PrimaryURL {
+				if _, err := syncVaultCache(cfg, v.Config); err != nil {
+					return fmt.Errorf("vault %q is now %s, but updating %s failed: %w", v.Name(), r, g.configFile, err)
+				}
 			}
 			if g.json {
 				return writeJSON(g.stdout, vaultJSON(v.Config))
@@ -293,6 +380,7 @@ Going to GRS needs --secondary-url: the vault's objects are copied there.`,
 	}
 	c.Flags().StringVar(&url, "url", "", "account URL the vault lives in")
 	c.Flags().StringVar(&secondaryURL, "secondary-url", "", "account URL of the second copy (when going to GRS)")
+	secondary.addFlags(c)
 	return c
 }
 
@@ -492,13 +580,49 @@ func vaultAccounts(c *config) (storage.Account, *storage.Options) {
 	return storage.Account{URL: c.Vault.URL, Options: o}, so
 }
 
-// openConfiguredVault opens the vault this server is registered to.
+// openConfiguredVault opens the vault this server is registered to and
+// brings the config's copy of the vault's settings up to date.
 func openConfiguredVault(ctx context.Context, c *config) (*storage.Vault, error) {
 	if c.Vault == nil || c.Vault.Name == "" {
 		return nil, errors.New("this server is not registered to a vault: run 'tapeless register --credentials FILE' first")
 	}
 	a, so := vaultAccounts(c)
-	return storage.OpenVault(ctx, a, c.Vault.Name, so)
+	v, err := storage.OpenVault(ctx, a, c.Vault.Name, so)
+	if err != nil {
+		return nil, err
+	}
+	// Best effort: the vault object is authoritative and was just read,
+	// so a config that cannot be rewritten now (read-only, or a racing
+	// 'configure') is only a stale copy, refreshed on the next open.
+	_, _ = syncVaultCache(c, v.Config)
+	return v, nil
+}
+
+// cachedSecondaryURL is the second copy the config names: none for LRS,
+// whose vault config may still name a former, no longer maintained copy
+// that restore must not fall back to.
+func cachedSecondaryURL(vc storage.VaultConfig) string {
+	if vc.Replication != storage.GRS {
+		return ""
+	}
+	return vc.SecondaryURL
+}
+
+// syncVaultCache copies the vault's replication settings into c's vault
+// section and saves c when they changed; it reports whether they did.
+func syncVaultCache(c *config, vc storage.VaultConfig) (bool, error) {
+	if c.Vault == nil || c.path == "" || !strings.EqualFold(c.Vault.Name, vc.Name) {
+		return false, nil
+	}
+	sec := cachedSecondaryURL(vc)
+	if c.Vault.Replication == string(vc.Replication) && c.Vault.SecondaryURL == sec && c.Vault.ImmutableDays == vc.ImmutableDays {
+		return false, nil
+	}
+	c.Vault.Replication, c.Vault.SecondaryURL, c.Vault.ImmutableDays = string(vc.Replication), sec, vc.ImmutableDays
+	if err := saveConfig(c.path, c); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // writeFileAtomic writes data to path with mode perm through a temporary

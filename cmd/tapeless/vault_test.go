@@ -241,3 +241,153 @@ func TestVaultImmutableMinIO(t *testing.T) {
 		t.Errorf("vault list does not show immutability: %s", out)
 	}
 }
+
+// TestVaultSecondaryKeysCLI: keys for the second copy given to vault create
+// and vault credentials travel through the credentials file into the
+// registered server's config, and are what reaches the second copy. The
+// test servers share one root user, so a wrong secondary secret stands in
+// for "other keys": with it the second copy is unreachable while the
+// primary still works.
+func TestVaultSecondaryKeysCLI(t *testing.T) {
+	purl, po := storagetest.MinIO(t, "primary")
+	surl, so := storagetest.MinIO(t, "secondary")
+	s := newSession(t)
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", po.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", po.SecretKey)
+	t.Setenv(envSecondaryAccessKey, "")
+	t.Setenv(envSecondarySecretKey, "")
+
+	s.fails(exitUsage, "go together", "vault", "create", "keys", "--url", purl, "--secondary-url", surl,
+		"--secondary-access-key", so.AccessKey)
+	// The wrong secondary secret is refused by the second endpoint; the
+	// error names its location (the primary's keys are right).
+	errOut := s.fails(exitError, "rejected the access keys", "vault", "create", "keys2", "--url", purl, "--secondary-url", surl,
+		"--secondary-access-key", so.AccessKey, "--secondary-secret-key", "wrong-secondary-secret")
+	if !strings.Contains(errOut, storage.Redact(surl)) || strings.Contains(errOut, "wrong-secondary-secret") {
+		t.Errorf("error does not name the second copy's URL, or shows the secret: %s", errOut)
+	}
+	// Again with the right keys, from the environment so the secret stays
+	// off the command line: the half-made vault is taken over.
+	t.Setenv(envSecondaryAccessKey, so.AccessKey)
+	t.Setenv(envSecondarySecretKey, so.SecretKey)
+	s.ok("vault", "create", "keys2", "--url", purl, "--secondary-url", surl)
+	t.Setenv(envSecondaryAccessKey, "")
+	t.Setenv(envSecondarySecretKey, "")
+
+	cred := filepath.Join(dir, "keys2.VaultCredentials")
+	out := s.ok("vault", "credentials", "keys2", "--url", purl, "-o", cred,
+		"--secondary-access-key", so.AccessKey, "--secondary-secret-key", so.SecretKey)
+	if !strings.Contains(out, "second copy "+so.AccessKey) {
+		t.Errorf("credentials output does not mention the second copy's keys: %s", out)
+	}
+	c, err := storage.ParseCredentials(mustRead(t, cred))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SecondaryAccessKey != so.AccessKey || c.SecondarySecretKey != so.SecretKey {
+		t.Errorf("credentials file carries secondary keys %q/%q", c.SecondaryAccessKey, c.SecondarySecretKey)
+	}
+
+	// The server has no keys of its own.
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	pass := writeFile(t, filepath.Join(dir, "pass"), "correct horse battery staple\n")
+	s.ok("register", "--credentials", cred, "--passphrase-file", pass, "--store", filepath.Join(dir, "store"), "--server", "k1")
+	cfg, err := loadConfig(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Vault.SecondaryAccessKey != so.AccessKey || cfg.Vault.SecondarySecretKey != so.SecretKey {
+		t.Errorf("config holds secondary keys %q/%q", cfg.Vault.SecondaryAccessKey, cfg.Vault.SecondarySecretKey)
+	}
+	var st vaultStatusJSON
+	if err := json.Unmarshal([]byte(s.ok("--json", "vault", "status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.SecondaryReachable == nil || !*st.SecondaryReachable {
+		t.Errorf("second copy not reachable with the config's secondary keys: %+v", st)
+	}
+
+	// Issuing a file with a wrong secondary secret is refused: the issue
+	// record is written to the second copy with those keys.
+	t.Setenv("AWS_ACCESS_KEY_ID", po.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", po.SecretKey)
+	t.Setenv(envSecondaryAccessKey, so.AccessKey)
+	t.Setenv(envSecondarySecretKey, "wrong-secondary-secret")
+	errOut = s.fails(exitError, "rejected the access keys", "vault", "credentials", "keys2", "--url", purl, "-o", filepath.Join(dir, "bad.VaultCredentials"))
+	if !strings.Contains(errOut, "secondary copy") {
+		t.Errorf("error does not say the second copy refused the keys: %s", errOut)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+
+	// The config's secondary keys are the ones used for the second copy:
+	// spoil the secret in the config and only the primary answers.
+	cfg.Vault.SecondarySecretKey = "wrong-secondary-secret"
+	if err := saveConfig(s.config, cfg); err != nil {
+		t.Fatal(err)
+	}
+	st = vaultStatusJSON{}
+	if err := json.Unmarshal([]byte(s.ok("--json", "vault", "status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.SecondaryReachable == nil || *st.SecondaryReachable {
+		t.Errorf("with a wrong secondary secret in the config the second copy is reachable: %+v", st)
+	}
+}
+
+// TestConfigFollowsVaultReplication: the vault's config object is the one
+// source of truth; a registered server's config copy of the replication
+// follows a set-replication made elsewhere as soon as the server opens the
+// vault, and at once when the change is made from the server itself.
+func TestConfigFollowsVaultReplication(t *testing.T) {
+	admin := newSession(t)
+	dir := t.TempDir()
+	url := fileURL(filepath.Join(dir, "primary"))
+	second := fileURL(filepath.Join(dir, "secondary"))
+	admin.ok("vault", "create", "follow", "--url", url, "--secondary-url", second)
+	cred := filepath.Join(dir, "follow.VaultCredentials")
+	admin.ok("vault", "credentials", "follow", "--url", url, "-o", cred)
+	server := newSession(t)
+	pass := writeFile(t, filepath.Join(dir, "pass"), "correct horse battery staple\n")
+	server.ok("register", "--credentials", cred, "--passphrase-file", pass, "--store", filepath.Join(dir, "store"))
+
+	cachedReplication := func() (string, string) {
+		t.Helper()
+		cfg, err := loadConfig(server.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Vault.Replication, cfg.Vault.SecondaryURL
+	}
+	if r, sec := cachedReplication(); r != "GRS" || sec == "" {
+		t.Fatalf("after register the config says %s, second copy %q; want GRS with a second copy", r, sec)
+	}
+
+	admin.ok("vault", "set-replication", "follow", "LRS", "--url", url)
+	if r, _ := cachedReplication(); r != "GRS" {
+		t.Fatalf("the server's config changed before it opened the vault: %s", r)
+	}
+	if out := server.ok("vault", "status"); !strings.Contains(out, "Replication:  LRS") {
+		t.Errorf("vault status after set-replication LRS: %s", out)
+	}
+	if r, sec := cachedReplication(); r != "LRS" || sec != "" {
+		t.Errorf("after the server opened the vault its config says %s, second copy %q; want LRS and none", r, sec)
+	}
+	var st struct {
+		Replication string `json:"replication"`
+	}
+	if err := json.Unmarshal([]byte(server.ok("--json", "status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Replication != "LRS" {
+		t.Errorf("status --json replication = %q, want LRS", st.Replication)
+	}
+
+	// Changed from the registered server itself: its config follows at once.
+	server.ok("vault", "set-replication", "follow", "GRS", "--url", url, "--secondary-url", second)
+	if r, sec := cachedReplication(); r != "GRS" || sec == "" {
+		t.Errorf("after set-replication GRS on the server its config says %s, second copy %q", r, sec)
+	}
+}
