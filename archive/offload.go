@@ -43,66 +43,10 @@ func (v VaultTarget) Copies() []storage.Backend {
 	return []storage.Backend{v.Primary, v.Secondary}
 }
 
-// MaxClockSkew is how far the local clock and an S3 server's clock may
-// differ before age-based actions (offload, local delete, prune) refuse to
-// run.
-const MaxClockSkew = 5 * time.Minute
-
-// ErrClockSkew is wrapped by ClockSkewError.
-var ErrClockSkew = errors.New("clock skew")
-
-// ClockSkewError says that the local clock and a server's clock differ by
-// more than allowed.
-type ClockSkewError struct {
-	Location string
-	Skew     time.Duration // server minus local
-	Max      time.Duration
-}
-
-func (e *ClockSkewError) Error() string {
-	dir := "behind"
-	skew := e.Skew
-	if skew < 0 {
-		dir, skew = "ahead of", -skew
-	}
-	return fmt.Sprintf("the local clock is %s %s the clock of %s (more than the %s allowed): age-based actions (offload, local delete, prune) are refused until the clocks agree (check NTP)",
-		skew.Round(time.Second), dir, e.Location, e.Max)
-}
-
-// Unwrap returns ErrClockSkew.
-func (e *ClockSkewError) Unwrap() error { return ErrClockSkew }
-
-// serverClock is implemented by backends with a server clock (*storage.S3).
-type serverClock interface {
-	ServerTime(ctx context.Context) (time.Time, error)
-}
-
 // uploadAborter is implemented by backends that can leave incomplete
 // multipart uploads behind (*storage.S3).
 type uploadAborter interface {
 	AbortIncompleteUploads(ctx context.Context, olderThan time.Duration) (int, error)
-}
-
-// CheckClockSkew compares now with the clock of every copy that has one
-// (S3; a file:// copy shares this machine's clock) and fails with a
-// *ClockSkewError when one differs by more than max.
-func CheckClockSkew(ctx context.Context, copies []storage.Backend, now func() time.Time, max time.Duration) error {
-	for _, b := range copies {
-		c, ok := storage.Innermost(b).(serverClock)
-		if !ok {
-			continue
-		}
-		st, err := c.ServerTime(ctx)
-		if err != nil {
-			return fmt.Errorf("check the clock of %s: %w", b.Location(), err)
-		}
-		// Date has a one-second resolution.
-		skew := st.Sub(now())
-		if skew > max+time.Second || skew < -max-time.Second {
-			return &ClockSkewError{Location: b.Location(), Skew: skew, Max: max}
-		}
-	}
-	return nil
 }
 
 // PointStatus is one recovery point as a retention policy sees it. It is
@@ -281,8 +225,8 @@ type OffloadOptions struct {
 	// checks its SHA-256 against its name, on top of the size and
 	// checksum every copy is always confirmed by.
 	ReadBack bool
-	// MaxClockSkew overrides MaxClockSkew; < 0 turns the check off
-	// (tests only).
+	// MaxClockSkew overrides storage.MaxClockSkew; < 0 turns the check
+	// off (tests only).
 	MaxClockSkew time.Duration
 	// AbortUploadsOlderThan: incomplete multipart uploads older than this
 	// are aborted at the start (default 1h: younger ones may belong to
@@ -346,7 +290,8 @@ type OffloadResult struct {
 //
 // Offload is safe to kill at any instant; running it again completes the
 // work (objects already confirmed are skipped). It refuses to run when a
-// copy's clock differs from the local one by more than MaxClockSkew.
+// copy's clock differs from the local one by more than
+// storage.MaxClockSkew.
 func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o OffloadOptions) (*OffloadResult, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -355,7 +300,7 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 		o.Workers = 4
 	}
 	if o.MaxClockSkew == 0 {
-		o.MaxClockSkew = MaxClockSkew
+		o.MaxClockSkew = storage.MaxClockSkew
 	}
 	if o.AbortUploadsOlderThan == 0 {
 		o.AbortUploadsOlderThan = time.Hour
@@ -367,8 +312,8 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 	res := &OffloadResult{}
 	if o.MaxClockSkew > 0 {
 		for i, b := range v.raw() {
-			err := CheckClockSkew(ctx, []storage.Backend{b}, o.Now, o.MaxClockSkew)
-			var skew *ClockSkewError
+			err := storage.CheckClockSkew(ctx, b, o.Now(), o.MaxClockSkew)
+			var skew *storage.ClockSkewError
 			if err != nil && i > 0 && !errors.As(err, &skew) {
 				// An unreachable secondary is no reason to stop: the
 				// primary proceeds and replication stays pending.

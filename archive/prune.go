@@ -14,7 +14,7 @@ import (
 )
 
 // PruneLockTTL is how long prune's vault lock counts as live without a
-// refresh; far above MaxClockSkew.
+// refresh; far above storage.MaxClockSkew.
 const PruneLockTTL = time.Hour
 
 // DefaultOrphanGrace is how old an object no point references must be
@@ -44,7 +44,7 @@ type PruneOptions struct {
 	// ImmutableDays is the vault's object-lock period; a dry run uses it
 	// to tell which deletions would have to wait.
 	ImmutableDays int
-	// MaxClockSkew overrides MaxClockSkew; < 0 turns the check off.
+	// MaxClockSkew overrides storage.MaxClockSkew; < 0 turns the check off.
 	MaxClockSkew time.Duration
 	Log          func(string)
 }
@@ -125,7 +125,7 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 		o.OrphanGrace = DefaultOrphanGrace
 	}
 	if o.MaxClockSkew == 0 {
-		o.MaxClockSkew = MaxClockSkew
+		o.MaxClockSkew = storage.MaxClockSkew
 	}
 	if o.Log == nil {
 		o.Log = func(string) {}
@@ -134,8 +134,10 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	res := &PruneResult{DryRun: o.DryRun, Waiting: []WaitingObject{}}
 	if !o.DryRun {
 		if o.MaxClockSkew > 0 {
-			if err := CheckClockSkew(ctx, v.raw(), o.Now, o.MaxClockSkew); err != nil {
-				return nil, fmt.Errorf("prune: %w", err)
+			for _, b := range v.raw() {
+				if err := storage.CheckClockSkew(ctx, b, o.Now(), o.MaxClockSkew); err != nil {
+					return nil, fmt.Errorf("prune: %w", err)
+				}
 			}
 		}
 		lock, err := storage.AcquireLock(ctx, v.Primary, "prune", "prune", PruneLockTTL, o.Now())
