@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -41,34 +42,13 @@ func ChecksumOf(r io.Reader) (int64, string, error) {
 // (from FormatChecksum) is checksum. It trusts a checksum the backend reports
 // in Stat (S3 computes and verifies it on upload); when the backend reports
 // none (the file backend) it reads the object back and computes it. An
-// object is "confirmed" only by this, never by an ETag or a listing.
+// object is "confirmed" only by this, never by an ETag or a listing. A
+// different object is a *MismatchError (ErrCorrupt); a missing one wraps
+// ErrNotFound.
 func Confirm(ctx context.Context, b Backend, name string, size int64, checksum string) error {
-	info, err := b.Stat(ctx, name)
-	if err != nil {
-		return fmt.Errorf("confirm %s: %w", name, err)
+	err := checkCopy(ctx, b, name, size, checksum)
+	if err == nil || errors.Is(err, ErrCorrupt) {
+		return err // a *MismatchError names the object and the copy
 	}
-	if info.Size != size {
-		return fmt.Errorf("confirm %s at %s: size is %d, want %d", name, b.Location(), info.Size, size)
-	}
-	got := info.Checksum
-	if got == "" {
-		err = b.Load(ctx, name, 0, -1, func(r io.Reader) error {
-			n, sum, err := ChecksumOf(r)
-			if err != nil {
-				return err
-			}
-			if n != size {
-				return fmt.Errorf("read %d bytes, want %d", n, size)
-			}
-			got = sum
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("confirm %s at %s: %w", name, b.Location(), err)
-		}
-	}
-	if got != checksum {
-		return fmt.Errorf("confirm %s at %s: %s checksum is %s, want %s", name, b.Location(), ChecksumAlgorithm, got, checksum)
-	}
-	return nil
+	return fmt.Errorf("confirm %s at %s: %w", name, b.Location(), err)
 }

@@ -69,9 +69,9 @@ func ConfirmSHA256(ctx context.Context, b Backend, name string, size int64, sum 
 	return nil
 }
 
-// checkCopy is Confirm with the verdict separated from failures to ask:
-// a different object yields a *MismatchError, a copy that could not be
-// read any other error. It trusts a checksum the backend reports (S3
+// checkCopy is Confirm without context added to its errors: a different
+// object yields a *MismatchError, a copy that could not be read any other
+// error. It trusts a checksum the backend reports (S3
 // computed it from the bytes it received and keeps it with the object)
 // and otherwise reads the object back.
 func checkCopy(ctx context.Context, b Backend, name string, size int64, checksum string) error {
