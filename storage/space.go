@@ -76,6 +76,9 @@ func ScratchNeeded(dataBytes int64) int64 {
 // filesystem holding dir. Tests replace it to hit exact boundaries.
 var freeSpace = statfsFree
 
+// statfsFree asks statfs(2), which Linux, macOS and the BSDs have; the
+// storage package (this and the lock's process check) builds on Unix only.
+// A Windows port would put GetDiskFreeSpaceEx here behind a build tag.
 func statfsFree(dir string) (int64, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
