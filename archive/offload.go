@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,7 @@ func (v VaultTarget) Copies() []storage.Backend {
 // uploadAborter is implemented by backends that can leave incomplete
 // multipart uploads behind (*storage.S3).
 type uploadAborter interface {
-	AbortIncompleteUploads(ctx context.Context, olderThan time.Duration) (int, error)
+	AbortUploads(ctx context.Context, abort func(name string, started time.Time) bool) (int, error)
 }
 
 // PointStatus is one recovery point as a retention policy sees it. It is
@@ -230,7 +231,8 @@ type OffloadOptions struct {
 	MaxClockSkew time.Duration
 	// AbortUploadsOlderThan: incomplete multipart uploads older than this
 	// are aborted at the start (default 1h: younger ones may belong to
-	// another server's live offload into the same vault).
+	// another server's live offload into the same vault). Uploads of this
+	// store's own objects are aborted at any age.
 	AbortUploadsOlderThan time.Duration
 	// Throttle limits the bandwidth of the whole offload: one limit for
 	// every upload to every copy together (the uploads are paced where
@@ -325,9 +327,26 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 			}
 		}
 	}
+	// This store's objects are named by the hash of ciphertext only it
+	// has, and no other process writes it while we hold its lock: an
+	// incomplete upload under one of their names is a leftover of this
+	// store's own killed run, aborted whatever its age. Other uploads may
+	// be another server's live offload into the vault and must be old.
+	// The S3 backend names uploads below its own prefix, which may hold
+	// the vault's folder (vaults/NAME/): match by the last path element,
+	// the 64-digit hash that only this store's objects have.
+	own := map[string]bool{}
+	for _, h := range plan.local {
+		own[path.Base(PointName(h.ID))] = true
+		for _, r := range h.Packs {
+			own[path.Base(PackName(r.Pack))], own[path.Base(IndexName(r.Index))] = true, true
+		}
+	}
+	cutoff := o.Now().Add(-o.AbortUploadsOlderThan)
+	abandoned := func(name string, started time.Time) bool { return own[path.Base(name)] || started.Before(cutoff) }
 	for i, b := range v.raw() {
 		if a, ok := storage.Innermost(b).(uploadAborter); ok {
-			n, err := a.AbortIncompleteUploads(ctx, o.AbortUploadsOlderThan)
+			n, err := a.AbortUploads(ctx, abandoned)
 			if err != nil {
 				if i > 0 {
 					o.Log(fmt.Sprintf("could not abort incomplete uploads at %s: %v", b.Location(), err))

@@ -562,10 +562,14 @@ func objectList(t *testing.T, b storage.Backend) []string {
 }
 
 // TestOffloadAbortsIncompleteUploadsMinIO: a multipart upload a killed run
-// left behind is aborted when the next offload starts.
+// of this store left behind (under one of its own object names) is aborted
+// by the next offload at once; a young upload of another name may be
+// another server's live offload and stays until it is old.
 func TestOffloadAbortsIncompleteUploadsMinIO(t *testing.T) {
 	ctx := context.Background()
 	v := minioVault(t)
+	// As the CLI does: the vault is a folder of the bucket's prefix.
+	v.Primary, v.Secondary = storage.Prefixed(v.Primary, "vaults/test"), storage.Prefixed(v.Secondary, "vaults/test")
 	s3, ok := storage.Innermost(v.Primary).(*storage.S3)
 	if !ok {
 		t.Fatalf("primary is %T, want *storage.S3", storage.Innermost(v.Primary))
@@ -574,23 +578,48 @@ func TestOffloadAbortsIncompleteUploadsMinIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := u.Prefix + "/packs/00/" + strings.Repeat("0", 64)
-	core := minio.Core{Client: s3.Client()}
-	if _, err := core.NewMultipartUpload(ctx, s3.Bucket(), key, minio.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	s, _ := offloadStore(t)
 	now := time.Now()
-	backupSeries(t, s, 1, now)
-	res := offloadAll(t, s, v, now, OffloadOptions{AbortUploadsOlderThan: time.Nanosecond})
-	if res.UploadsAborted < 1 {
-		t.Errorf("offload aborted %d incomplete uploads, want the one left behind", res.UploadsAborted)
+	pts := backupSeries(t, s, 1, now)
+	hs, err := s.ListPoints(ctx)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("ListPoints: %d points, %v", len(hs), err)
 	}
-	for up := range s3.Client().ListIncompleteUploads(ctx, s3.Bucket(), u.Prefix, true) {
-		if up.Err == nil && up.Key == key {
-			t.Errorf("incomplete upload of %s is still there", key)
+	ownKey := u.Prefix + "/vaults/test/" + PackName(hs[0].Packs[0].Pack)
+	foreignKey := u.Prefix + "/vaults/test/packs/00/" + strings.Repeat("0", 64)
+	core := minio.Core{Client: s3.Client()}
+	for _, key := range []string{ownKey, foreignKey} {
+		if _, err := core.NewMultipartUpload(ctx, s3.Bucket(), key, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
 		}
 	}
+	incomplete := func() map[string]bool {
+		m := map[string]bool{}
+		for up := range s3.Client().ListIncompleteUploads(ctx, s3.Bucket(), "", true) {
+			if up.Err != nil {
+				t.Fatal(up.Err)
+			}
+			m[up.Key] = true
+		}
+		return m
+	}
+	res := offloadAll(t, s, v, now, OffloadOptions{})
+	if res.UploadsAborted != 1 || len(res.Archived) != 1 {
+		t.Errorf("offload aborted %d incomplete uploads and archived %d points, want 1 (its own leftover) and 1", res.UploadsAborted, len(res.Archived))
+	}
+	left := incomplete()
+	if left[ownKey] {
+		t.Errorf("this store's own leftover upload of %s is still there", ownKey)
+	}
+	if !left[foreignKey] {
+		t.Errorf("a young upload of another name (%s) was aborted: it may be another server's live offload", foreignKey)
+	}
+	// Once it is old, it is abandoned whoever started it.
+	res = offloadAll(t, s, v, now, OffloadOptions{AbortUploadsOlderThan: time.Nanosecond, Now: time.Now})
+	if res.UploadsAborted < 1 || incomplete()[foreignKey] {
+		t.Errorf("offload aborted %d uploads; the old one of %s is still there: %v", res.UploadsAborted, foreignKey, incomplete()[foreignKey])
+	}
+	checkComplete(t, v.Primary, pts[0].id)
 }
 
 // TestOffloadLRS: with one copy, a point is archived and deleted locally

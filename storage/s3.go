@@ -521,9 +521,19 @@ func (s *S3) ServerTime(ctx context.Context) (time.Time, error) {
 // them behind, and S3 bills their parts). Uploads younger than that may
 // belong to a live writer. It returns how many it aborted.
 func (s *S3) AbortIncompleteUploads(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := time.Now().Add(-olderThan)
+	return s.AbortUploads(ctx, func(_ string, started time.Time) bool { return started.Before(cutoff) })
+}
+
+// AbortUploads aborts the incomplete multipart uploads under the backend's
+// prefix for which abort, given the object name (relative to the prefix)
+// and when the upload started, returns true. A caller that knows which
+// names only it can be writing (content-named objects of its own store,
+// under its lock) aborts its own leftovers at once, whatever their age.
+// It returns how many it aborted.
+func (s *S3) AbortUploads(ctx context.Context, abort func(name string, started time.Time) bool) (int, error) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cutoff := time.Now().Add(-olderThan)
 	type upload struct{ key, id string }
 	var old []upload
 	// List the whole bucket and filter here: MinIO lists uploads only for
@@ -532,7 +542,7 @@ func (s *S3) AbortIncompleteUploads(ctx context.Context, olderThan time.Duration
 		if u.Err != nil {
 			return 0, s.translate("list incomplete uploads", "", u.Err)
 		}
-		if strings.HasPrefix(u.Key, s.prefix) && u.Initiated.Before(cutoff) {
+		if strings.HasPrefix(u.Key, s.prefix) && abort(strings.TrimPrefix(u.Key, s.prefix), u.Initiated) {
 			old = append(old, upload{u.Key, u.UploadID})
 		}
 	}
