@@ -757,3 +757,52 @@ func TestOffloadCollectsNothingFromAShortLocalListing(t *testing.T) {
 		t.Errorf("offload did not say why it collected nothing: %q", notes)
 	}
 }
+
+// TestOffloadNeverOverwritesADifferentObject: when a copy already holds a
+// different object under the name of one the point needs, offload stops
+// with ErrCorrupt (a *MismatchError) naming it, leaves that object as it is, keeps the point
+// local and never archives it (safety invariants 1 and 2). It is not taken
+// for an outage of the secondary.
+func TestOffloadNeverOverwritesADifferentObject(t *testing.T) {
+	ctx := context.Background()
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 1, now)
+	hs, err := s.ListPoints(ctx)
+	if err != nil || len(hs) != 1 {
+		t.Fatalf("ListPoints: %d, %v", len(hs), err)
+	}
+	name := IndexName(hs[0].Packs[0].Index)
+	info, err := s.Objects().Stat(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := bytes.Repeat([]byte{7}, int(info.Size))
+	if err := v.Secondary.Save(ctx, name, bytes.NewReader(other), info.Size); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := PlanOffload(ctx, s, offloadAllBut(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Offload(ctx, s, v, plan, OffloadOptions{Now: func() time.Time { return now }})
+	if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), name) {
+		t.Fatalf("Offload over a different object: %v, want ErrCorrupt naming %s", err, name)
+	}
+	var got []byte
+	if err := v.Secondary.Load(ctx, name, 0, -1, func(r io.Reader) error { got, err = io.ReadAll(r); return err }); err != nil || !bytes.Equal(got, other) {
+		t.Errorf("the secondary's object was changed (%v)", err)
+	}
+	if ids := localPointIDs(t, s); len(ids) != 1 || ids[0] != pts[0].id {
+		t.Errorf("local points %v, want %s kept", ids, pts[0].id)
+	}
+	for _, b := range v.Copies() {
+		if _, err := b.Stat(ctx, PointName(pts[0].id)); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("the point reached %s: %v", b.Location(), err)
+		}
+	}
+	if cat, _ := Catalog(ctx, s); len(cat) != 1 || cat[0].Archived() {
+		t.Errorf("catalogue %+v, want the point not archived", cat)
+	}
+}

@@ -269,3 +269,34 @@ func TestPruneCollectsOldOrphansOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneWaitsForTheVaultLock: while another live process holds the
+// vault lock "prune", prune refuses and deletes nothing (safety invariant
+// 4); once the lock is released it runs.
+func TestPruneWaitsForTheVaultLock(t *testing.T) {
+	ctx := context.Background()
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	backupSeries(t, s, 3, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	held, err := storage.AcquireLock(ctx, v.Primary, "prune", "another prune", PruneLockTTL, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := objectList(t, v.Primary)
+	clock := func() time.Time { return now }
+	if _, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: clock}); !errors.Is(err, storage.ErrLockHeld) {
+		t.Fatalf("Prune while another holds the vault lock: %v, want ErrLockHeld", err)
+	}
+	if after := objectList(t, v.Primary); !slices.Equal(before, after) {
+		t.Error("prune deleted objects without the vault lock")
+	}
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: clock})
+	if err != nil || len(res.Expired) != 2 {
+		t.Fatalf("Prune after the lock was released: %v, expired %d; want 2", err, len(res.Expired))
+	}
+}
