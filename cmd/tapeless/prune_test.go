@@ -82,6 +82,21 @@ func TestPruneCLIFile(t *testing.T) {
 	if text := c.mustRun("status"); !strings.Contains(text, "1 points archived") || !strings.Contains(text, "no replication pending") {
 		t.Errorf("status:\n%s", text)
 	}
+	// The repack estimate reads the kept point with the passphrase.
+	text := c.mustRun("prune", "--repack-estimate", "--passphrase-file", filepath.Join(c.dir, "passphrase"))
+	if !strings.Contains(text, "Repack estimate:") || !strings.Contains(text, "this server's 1 points") || !strings.Contains(text, "does not repack") {
+		t.Errorf("prune --repack-estimate:\n%s", text)
+	}
+	var withEst struct {
+		Repack *archive.RepackEstimate `json:"repack_estimate"`
+	}
+	out := c.mustRun("prune", "--json", "--repack-estimate", "--passphrase-file", filepath.Join(c.dir, "passphrase"))
+	if err := json.Unmarshal([]byte(out), &withEst); err != nil || withEst.Repack == nil || withEst.Repack.Points != 1 || withEst.Repack.Packs == 0 {
+		t.Errorf("prune --json --repack-estimate: %v\n%s", err, out)
+	}
+	if r := c.run(nil, "prune", "--repack-estimate"); r.code != exitUsage {
+		t.Errorf("prune --repack-estimate without a passphrase exited %d, want %d (usage)\n%s", r.code, exitUsage, r.stderr)
+	}
 	// While another process holds the store, status still answers.
 	s, err := archive.OpenStore(context.Background(), filepath.Join(c.dir, "store"))
 	if err != nil {
