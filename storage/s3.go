@@ -55,6 +55,7 @@ type S3 struct {
 	lockDays int
 	tr       *http.Transport
 	bufs     sync.Pool // *[]byte of s3PartSize
+	noKeys   bool      // no access key was given: say so when S3 refuses
 }
 
 var _ Backend = (*S3)(nil)
@@ -94,7 +95,7 @@ func NewS3(ctx context.Context, u URL, o Options) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", u, err)
 	}
-	s := &S3{client: client, core: minio.Core{Client: client}, u: u, lockDays: o.ObjectLockDays, tr: tr}
+	s := &S3{client: client, core: minio.Core{Client: client}, u: u, lockDays: o.ObjectLockDays, tr: tr, noKeys: o.AccessKey == ""}
 	if u.Prefix != "" {
 		s.prefix = u.Prefix + "/"
 	}
@@ -602,6 +603,13 @@ func (s *S3) translate(op, name string, err error) error {
 		case "PreconditionFailed":
 			return fmt.Errorf("%s: %w", what, ErrExists)
 		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "AccessDeniedException":
+			if s.noKeys {
+				return &edgeError{
+					msg: fmt.Sprintf("S3 refused a request without access keys at %s (%s): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or register with a vault credentials file that holds keys",
+						s.Location(), er.Code),
+					errs: []error{err},
+				}
+			}
 			return &edgeError{
 				msg: fmt.Sprintf("S3 rejected the access keys for %s (%s): check the access key and secret key in the vault credentials or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and that they may use bucket %q",
 					s.Location(), er.Code, s.u.Bucket),

@@ -107,6 +107,14 @@ func TestS3WrongKeys(t *testing.T) {
 			assertOneLine(t, err, u, c.o.SecretKey, "S3 rejected the access keys")
 		})
 	}
+	t.Run("no keys", func(t *testing.T) {
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		s := s3Of(t, u, storage.Options{})
+		assertOneLine(t, s.Check(ctx), u, "", "without access keys", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+		err := s.Save(ctx, "x", strings.NewReader("x"), 1)
+		assertOneLine(t, err, u, "", "without access keys")
+	})
 }
 
 // closedPort returns a loopback port nothing listens on.

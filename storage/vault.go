@@ -385,7 +385,7 @@ func OpenVault(ctx context.Context, primary Account, name string, secondary *Opt
 	claimed, err := loadBytes(ctx, root, vaultNamesPrefix+strings.ToLower(name))
 	if errors.Is(err, ErrNotFound) {
 		root.Close()
-		return nil, fmt.Errorf("%w: no vault %q at %s", ErrVaultNotFound, name, purl)
+		return nil, fmt.Errorf("%w: no vault %q at %s: check the name and the URL ('tapeless vault list --url URL' shows the vaults of an account)", ErrVaultNotFound, name, purl)
 	}
 	if err != nil {
 		root.Close()

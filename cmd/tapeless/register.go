@@ -183,7 +183,7 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 	}
 	credData, err := os.ReadFile(o.credentials)
 	if err != nil {
-		return fmt.Errorf("read vault credentials: %w", err)
+		return fmt.Errorf("read vault credentials file: %w (issue one with 'tapeless vault credentials NAME --url URL')", err)
 	}
 	if _, err := storage.ParseCredentials(credData); err != nil {
 		return err

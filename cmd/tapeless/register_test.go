@@ -159,6 +159,7 @@ func TestRegisterPassphraseSources(t *testing.T) {
 		t.Errorf("TAPELESS_PASSPHRASE_FILE was not used: %v", err)
 	}
 	s.fails(exitUsage, "not both", "register", "--credentials", creds, "--passphrase-file", "a", "--generate-passphrase", "b")
+	newSession(t).fails(exitError, "issue one with 'tapeless vault credentials", "register", "--credentials", filepath.Join(dir, "missing.VaultCredentials"), "--passphrase-file", "a")
 }
 
 func TestRegisterCredentialsErrors(t *testing.T) {

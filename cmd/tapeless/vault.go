@@ -45,10 +45,24 @@ S3 keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.`,
 	return c
 }
 
-// checkURLFlag makes a missing or empty --url a usage error.
+// checkURLFlag makes a missing, empty or malformed --url a usage error.
 func checkURLFlag(url string) error {
 	if url == "" {
 		return usageError{errors.New("--url is required: the account the vault lives in, e.g. file:///srv/vault or s3://host:9000/bucket")}
+	}
+	if _, err := storage.ParseURL(url); err != nil {
+		return usageError{fmt.Errorf("--url: %w", err)}
+	}
+	return nil
+}
+
+// checkSecondaryURLFlag makes a malformed --secondary-url a usage error.
+func checkSecondaryURLFlag(url string) error {
+	if url == "" {
+		return nil
+	}
+	if _, err := storage.ParseURL(url); err != nil {
+		return usageError{fmt.Errorf("--secondary-url: %w", err)}
 	}
 	return nil
 }
@@ -156,6 +170,9 @@ TAPELESS_SECONDARY_SECRET_KEY.`,
 
 func runVaultCreate(ctx context.Context, g *globalOptions, o vaultCreateOptions, name string) error {
 	if err := checkURLFlag(o.url); err != nil {
+		return err
+	}
+	if err := checkSecondaryURLFlag(o.secondaryURL); err != nil {
 		return err
 	}
 	if err := storage.ValidateVaultName(name); err != nil {
@@ -338,6 +355,9 @@ from the vault the next time it opens it.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkURLFlag(url); err != nil {
+				return err
+			}
+			if err := checkSecondaryURLFlag(secondaryURL); err != nil {
 				return err
 			}
 			r, err := storage.ParseReplication(args[1])

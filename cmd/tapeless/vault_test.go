@@ -119,6 +119,11 @@ func TestVaultCreateRulesCLI(t *testing.T) {
 		t.Errorf("GRS refusal does not offer LRS: %s", errOut)
 	}
 	s.fails(exitUsage, "invalid replication", "vault", "create", "backups", "--url", url, "--replication", "ZRS")
+	// A malformed URL is a usage error that shows the expected forms.
+	s.fails(exitUsage, "file:///abs/path or s3://", "vault", "create", "backups", "--url", "file://relative/vault", "--replication", "LRS")
+	s.fails(exitUsage, "--secondary-url", "vault", "create", "backups", "--url", url, "--secondary-url", "s3://host:9000/Bad_Bucket")
+	s.fails(exitUsage, "--url", "vault", "list", "--url", "ftp://host/bucket")
+	s.fails(exitError, "'tapeless vault list --url URL' shows the vaults", "vault", "credentials", "nosuch", "--url", url)
 	s.fails(exitError, "a file URL cannot", "vault", "create", "backups", "--url", url, "--replication", "LRS", "--immutable-days", "7")
 
 	out := s.ok("vault", "create", "backups", "--url", url, "--secondary-url", fileURL(filepath.Join(dir, "secondary")))
