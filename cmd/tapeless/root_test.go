@@ -148,5 +148,23 @@ func TestEveryCommandHasGroupAndExamples(t *testing.T) {
 		if c.Example == "" && !strings.Contains(c.Long, "Example") {
 			t.Errorf("command %q has no examples", c.Name())
 		}
+		// Subcommands (vault create, …) need help and examples too.
+		for _, sub := range c.Commands() {
+			if sub.Hidden || sub.Name() == "help" {
+				continue
+			}
+			if sub.Long == "" || sub.Example == "" {
+				t.Errorf("command %q has no Long help or no examples", sub.CommandPath())
+			}
+			for _, line := range strings.Split(sub.Example, "\n") {
+				// Continuation lines (ending in \ or starting with a flag) are
+				// part of the line before or after.
+				line = strings.TrimSpace(line)
+				if line != "" && !strings.HasPrefix(line, "--") && !strings.HasSuffix(line, "\\") &&
+					!strings.Contains(line+" ", sub.CommandPath()+" ") {
+					t.Errorf("%s example %q does not run %q", sub.CommandPath(), line, sub.CommandPath())
+				}
+			}
+		}
 	}
 }
