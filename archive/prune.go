@@ -132,6 +132,10 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	}
 	start := o.Now()
 	res := &PruneResult{DryRun: o.DryRun, Waiting: []WaitingObject{}}
+	// holdLock keeps the vault lock ours through a long prune: it renews
+	// the lock every quarter of its TTL, so no other prune ever takes it
+	// for stale, and stops prune when it was lost (broken meanwhile).
+	holdLock := func(bool) error { return nil }
 	if !o.DryRun {
 		if o.MaxClockSkew > 0 {
 			for _, b := range v.raw() {
@@ -154,6 +158,19 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 			return nil, fmt.Errorf("prune: %w", err)
 		}
 		defer lock.Release(context.WithoutCancel(ctx))
+		renewed := o.Now()
+		holdLock = func(check bool) error {
+			var err error
+			if now := o.Now(); now.Sub(renewed) >= PruneLockTTL/4 {
+				err, renewed = lock.Refresh(ctx, now), now
+			} else if check {
+				err = lock.Check(ctx)
+			}
+			if err != nil {
+				return fmt.Errorf("prune: stopping: %w", err)
+			}
+			return nil
+		}
 	}
 
 	listing, err := listCopies(ctx, v)
@@ -285,6 +302,11 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 		}
 	}
 	if !o.DryRun {
+		// Listing and reading every point may have taken long: the
+		// decisions stand only if the lock is still ours.
+		if err := holdLock(true); err != nil {
+			return nil, err
+		}
 		if err := pruneJournalAdd(s, journal); err != nil {
 			return nil, err
 		}
@@ -299,6 +321,9 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 				return false, nil
 			}
 			return true, nil
+		}
+		if err := holdLock(false); err != nil {
+			return false, err
 		}
 		err := removeEverywhere(ctx, v, name)
 		if errors.Is(err, storage.ErrLocked) {

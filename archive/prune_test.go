@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,4 +300,100 @@ func TestPruneWaitsForTheVaultLock(t *testing.T) {
 	if err != nil || len(res.Expired) != 2 {
 		t.Fatalf("Prune after the lock was released: %v, expired %d; want 2", err, len(res.Expired))
 	}
+}
+
+// thiefBackend is a real backend where another prune tries to take the
+// vault lock "prune" as stale just before the n-th object removal.
+type thiefBackend struct {
+	storage.Backend
+	n, removes int
+	now        func() time.Time
+	stole      error // what the thief's AcquireLock returned
+	tried      bool
+}
+
+func (b *thiefBackend) Remove(ctx context.Context, name string) error {
+	if !strings.HasPrefix(name, storage.LockPrefix) {
+		if b.removes++; b.removes == b.n {
+			_, b.stole = storage.AcquireLock(ctx, b.Backend, "prune", "thief", PruneLockTTL, b.now())
+			b.tried = true
+		}
+	}
+	return b.Backend.Remove(ctx, name)
+}
+
+// TestPruneKeepsItsLockThroughALongRun: a prune whose run outlasts the
+// lock's TTL renews the lock as it goes, so another prune never takes it
+// for stale (safety invariant 4).
+func TestPruneKeepsItsLockThroughALongRun(t *testing.T) {
+	ctx := context.Background()
+	s, _ := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	backupSeries(t, s, 4, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	// Every look at the clock moves it 20 minutes on: the run lasts hours.
+	var mu sync.Mutex
+	clock := now
+	slow := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(20 * time.Minute)
+		return clock
+	}
+	tb := &thiefBackend{Backend: v.Primary, n: 6, now: slow}
+	v.Primary = tb
+	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: slow, MaxClockSkew: -1})
+	if err != nil {
+		t.Fatalf("Prune: %v", err)
+	}
+	if !tb.tried || !errors.Is(tb.stole, storage.ErrLockHeld) {
+		t.Fatalf("another prune %v took the lock %s into the run: %v, want ErrLockHeld", tb.tried, slow().Sub(now), tb.stole)
+	}
+	if len(res.Expired) != 3 {
+		t.Errorf("expired %d points, want 3", len(res.Expired))
+	}
+}
+
+// TestPruneStopsWhenItsLockIsLost: when another prune broke the lock (its
+// clock says ours is stale), prune stops at its next renewal instead of
+// deleting on; the journal lets a later prune finish.
+func TestPruneStopsWhenItsLockIsLost(t *testing.T) {
+	ctx := context.Background()
+	s, k := offloadStore(t)
+	v, _ := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 4, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	var mu sync.Mutex
+	clock := now
+	slow := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(20 * time.Minute)
+		return clock
+	}
+	tb := &thiefBackend{Backend: v.Primary, n: 2, now: func() time.Time { return slow().Add(3 * PruneLockTTL) }}
+	v.Primary = tb
+	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: slow, MaxClockSkew: -1})
+	if tb.stole != nil || !errors.Is(err, storage.ErrLockLost) {
+		t.Fatalf("Prune after its lock was broken (thief: %v): %v, want ErrLockLost", tb.stole, err)
+	}
+	if res == nil || res.ObjectsRemoved > 2 {
+		t.Errorf("prune went on deleting after its lock was lost: %+v", res)
+	}
+	// The thief is gone without releasing; a later prune past the TTL
+	// completes the work.
+	v.Primary = tb.Backend
+	later := func() time.Time { return clock.Add(10 * PruneLockTTL) }
+	if _, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: later, MaxClockSkew: -1}); err != nil {
+		t.Fatalf("later Prune: %v", err)
+	}
+	for _, b := range v.Copies() {
+		st, err := Verify(ctx, b, k, false, 0, func(p VerifyProblem) { t.Errorf("verify %s: %v", b.Location(), p) })
+		if err != nil || st.Points != 1 || st.Unreferenced != 0 {
+			t.Errorf("%s: %d points, %d unreferenced packs (%v); want 1, 0", b.Location(), st.Points, st.Unreferenced, err)
+		}
+	}
+	restoreFrom(t, v.Secondary, k, pts[3].id, pts[3].files)
 }
