@@ -322,6 +322,18 @@ func (b *thiefBackend) Remove(ctx context.Context, name string) error {
 	return b.Backend.Remove(ctx, name)
 }
 
+// steppingClock starts at start and moves step on at every look.
+func steppingClock(start time.Time, step time.Duration) func() time.Time {
+	var mu sync.Mutex
+	t := start
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		t = t.Add(step)
+		return t
+	}
+}
+
 // TestPruneKeepsItsLockThroughALongRun: a prune whose run outlasts the
 // lock's TTL renews the lock as it goes, so another prune never takes it
 // for stale (safety invariant 4).
@@ -333,14 +345,7 @@ func TestPruneKeepsItsLockThroughALongRun(t *testing.T) {
 	backupSeries(t, s, 4, now)
 	offloadAll(t, s, v, now, OffloadOptions{})
 	// Every look at the clock moves it 20 minutes on: the run lasts hours.
-	var mu sync.Mutex
-	clock := now
-	slow := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		clock = clock.Add(20 * time.Minute)
-		return clock
-	}
+	slow := steppingClock(now, 20*time.Minute)
 	tb := &thiefBackend{Backend: v.Primary, n: 6, now: slow}
 	v.Primary = tb
 	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: slow, MaxClockSkew: -1})
@@ -365,14 +370,7 @@ func TestPruneStopsWhenItsLockIsLost(t *testing.T) {
 	now := time.Now()
 	pts := backupSeries(t, s, 4, now)
 	offloadAll(t, s, v, now, OffloadOptions{})
-	var mu sync.Mutex
-	clock := now
-	slow := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		clock = clock.Add(20 * time.Minute)
-		return clock
-	}
+	slow := steppingClock(now, 20*time.Minute)
 	tb := &thiefBackend{Backend: v.Primary, n: 2, now: func() time.Time { return slow().Add(3 * PruneLockTTL) }}
 	v.Primary = tb
 	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: slow, MaxClockSkew: -1})
@@ -385,7 +383,7 @@ func TestPruneStopsWhenItsLockIsLost(t *testing.T) {
 	// The thief is gone without releasing; a later prune past the TTL
 	// completes the work.
 	v.Primary = tb.Backend
-	later := func() time.Time { return clock.Add(10 * PruneLockTTL) }
+	later := func() time.Time { return slow().Add(10 * PruneLockTTL) }
 	if _, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: later, MaxClockSkew: -1}); err != nil {
 		t.Fatalf("later Prune: %v", err)
 	}
