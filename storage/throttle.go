@@ -498,6 +498,11 @@ func burstFor(r Rate) int {
 // hours boundary is crossed, so a long transfer changes pace mid-stream.
 // Stat, List, Remove and Close pass through unthrottled. A nil clock means
 // SystemClock.
+//
+// The wrapped reader hides io.Seeker and io.ReaderAt from the backend. That
+// costs nothing: the S3 backend never relies on them and reads a large save
+// into at most (s3Threads+1) part buffers of its own, so a throttled 100 MiB
+// save stays below the object's size in memory (TestThrottledS3).
 func Throttled(b Backend, sched ThrottleSchedule, clock Clock) Backend {
 	if clock == nil {
 		clock = SystemClock
