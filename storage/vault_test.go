@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	miniogo "github.com/minio/minio-go/v7"
+
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/storagetest"
 )
 
 // kind makes accounts of one backend kind for the vault tests: every rule
@@ -236,6 +239,20 @@ func TestImmutableDays(t *testing.T) {
 		}
 		if err := w.Primary().Remove(ctx, "keys/fp1/00000000000000000001"); err == nil {
 			t.Errorf("removing an object written after reopening an immutable vault succeeded")
+		}
+		// It carries a COMPLIANCE retention date ImmutableDays ahead.
+		u, err := storage.ParseURL(la.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := u.Prefix + "/vaults/locked/keys/fp1/00000000000000000001"
+		mode, until, err := storagetest.Client(t, u.Host, la.Options).GetObjectRetention(ctx, u.Bucket, key, "")
+		if err != nil {
+			t.Fatalf("retention of %s: %v", key, err)
+		}
+		if mode == nil || *mode != miniogo.Compliance || until == nil ||
+			until.Before(time.Now().Add(23*time.Hour)) || until.After(time.Now().Add(25*time.Hour)) {
+			t.Errorf("retention of a vault object = %v until %v, want COMPLIANCE 1 day ahead", mode, until)
 		}
 	})
 }
