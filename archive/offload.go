@@ -66,7 +66,8 @@ type PointStatus struct {
 	// not complete yet; such a point must never be expired.
 	Pending bool
 	// Stored is the stored size of a local point: its packs, index
-	// objects and point object (0 for a point only in the vault).
+	// objects and point object. PlanOffload fills it; it is 0 for a point
+	// only in the vault and in what Prune shows.
 	Stored int64
 }
 

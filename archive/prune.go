@@ -110,8 +110,8 @@ func listCopies(ctx context.Context, v VaultTarget) (vaultListing, error) {
 	return l, nil
 }
 
-// Prune expires the vault points of this store's key that the long-term
-// policy no longer keeps, and removes the vault objects no remaining point
+// Prune expires the vault points of this store's key that o.Select picks
+// (the caller applies the long-term policy there), and removes the vault objects no remaining point
 // (of any server) needs, under the vault lock "prune". It refuses to delete
 // anything when the vault listing lacks a point the local catalogue says
 // is archived, and when the clocks disagree. Objects under object lock are
