@@ -129,12 +129,18 @@ func TestConfigureChangePassphrase(t *testing.T) {
 func TestSecretsNeverWritten(t *testing.T) {
 	t.Run("file", func(t *testing.T) {
 		dir := t.TempDir()
+		// A file vault ignores keys, so the second copy can be given keys of
+		// its own here (MinIO's two test servers share one).
+		t.Setenv(envSecondaryAccessKey, "AKIASECONDARYKEY")
+		t.Setenv(envSecondarySecretKey, "secondary-secret-key-Lm4tR9")
 		secretsWalkthrough(t, fileURL(filepath.Join(dir, "primary")), fileURL(filepath.Join(dir, "secondary")),
 			"AKIAFILEVAULTKEY", "file-vault-secret-key-Zq8wP3", []string{filepath.Join(dir, "primary"), filepath.Join(dir, "secondary")})
 	})
 	t.Run("minio", func(t *testing.T) {
 		purl, po := storagetest.MinIO(t, "primary")
 		surl, _ := storagetest.MinIO(t, "secondary")
+		t.Setenv(envSecondaryAccessKey, "")
+		t.Setenv(envSecondarySecretKey, "")
 		secretsWalkthrough(t, purl, surl, po.AccessKey, po.SecretKey, nil)
 	})
 }
@@ -175,10 +181,18 @@ func secretsWalkthrough(t *testing.T, purl, surl, accessKey, secretKey string, v
 	if secretKey == "" {
 		t.Fatal("no secret key to search for")
 	}
-	// The search below must be able to see the secret where it is allowed.
-	if !strings.Contains(string(mustRead(t, filepath.Join(work, "creds.VaultCredentials"))), secretKey) ||
-		!strings.Contains(string(mustRead(t, s.config)), secretKey) {
-		t.Fatal("the credentials file and the config should hold the access keys")
+	// The second copy's own secret, when the caller set one, is held to the
+	// same rule.
+	searchFor := []string{secretKey}
+	if sec := os.Getenv(envSecondarySecretKey); sec != "" {
+		searchFor = append(searchFor, sec)
+	}
+	// The search below must be able to see the secrets where they are allowed.
+	for _, x := range searchFor {
+		if !strings.Contains(string(mustRead(t, filepath.Join(work, "creds.VaultCredentials"))), x) ||
+			!strings.Contains(string(mustRead(t, s.config)), x) {
+			t.Fatalf("the credentials file and the config should hold the access keys (%d-character secret missing)", len(x))
+		}
 	}
 	roots := append([]string{work, filepath.Dir(s.config)}, vaultDirs...)
 	searched := 0
@@ -197,8 +211,10 @@ func secretsWalkthrough(t *testing.T, purl, surl, accessKey, secretKey string, v
 					t.Errorf("%s holds a passphrase", path)
 				}
 			}
-			if strings.Contains(string(b), secretKey) && !allowed[path] {
-				t.Errorf("%s holds the S3 secret key", path)
+			for _, x := range searchFor {
+				if strings.Contains(string(b), x) && !allowed[path] {
+					t.Errorf("%s holds an S3 secret key", path)
+				}
 			}
 			return nil
 		})
@@ -224,7 +240,7 @@ func secretsWalkthrough(t *testing.T, purl, surl, accessKey, secretKey string, v
 			n++
 			return c.Load(context.Background(), i.Name, 0, -1, func(r io.Reader) error {
 				b, err := io.ReadAll(r)
-				for _, x := range []string{pass1, pass2, secretKey} {
+				for _, x := range append([]string{pass1, pass2}, searchFor...) {
 					if strings.Contains(string(b), x) {
 						t.Errorf("vault object %s/%s holds a secret", c.Location(), i.Name)
 					}
@@ -237,7 +253,7 @@ func secretsWalkthrough(t *testing.T, purl, surl, accessKey, secretKey string, v
 		}
 	}
 	out := s.output.String()
-	for _, x := range []string{pass1, pass2, secretKey} {
+	for _, x := range append([]string{pass1, pass2}, searchFor...) {
 		if strings.Contains(out, x) {
 			t.Errorf("tapeless printed a secret (%d chars)", len(x))
 		}
