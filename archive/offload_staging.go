@@ -23,9 +23,10 @@ type StagedVault struct {
 	dir    string
 	local  storage.Backend
 
-	mu       sync.Mutex
-	inflight map[string]*sync.Mutex
-	staged   int64 // bytes downloaded
+	mu         sync.Mutex
+	inflight   map[string]*sync.Mutex
+	staged     int64        // bytes downloaded
+	failedCopy map[int]bool // copies of a Multi remote whose Stat failed
 }
 
 var _ storage.Backend = (*StagedVault)(nil)
@@ -44,7 +45,7 @@ func NewStagedVault(ctx context.Context, remote storage.Backend, staging string)
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("staging folder: %w", err)
 	}
-	return &StagedVault{remote: remote, dir: dir, local: local, inflight: map[string]*sync.Mutex{}}, nil
+	return &StagedVault{remote: remote, dir: dir, local: local, inflight: map[string]*sync.Mutex{}, failedCopy: map[int]bool{}}, nil
 }
 
 // Dir is the folder this restore stages into.
@@ -87,10 +88,24 @@ func (s *StagedVault) Stat(ctx context.Context, name string) (storage.Info, erro
 	if err != nil || !multi {
 		return info, err
 	}
-	for _, c := range m.Copies() {
+	for i, c := range m.Copies() {
+		s.mu.Lock()
+		skip := s.failedCopy[i]
+		s.mu.Unlock()
+		if skip {
+			continue
+		}
 		ci, cerr := c.Stat(ctx, name)
+		if cerr != nil && !errors.Is(cerr, storage.ErrNotFound) && ctx.Err() == nil {
+			// An unreachable copy is the remote's business; ask it no
+			// more, so a copy that times out costs one timeout, not one
+			// per object.
+			s.mu.Lock()
+			s.failedCopy[i] = true
+			s.mu.Unlock()
+		}
 		if cerr != nil || ci.Size == info.Size {
-			continue // an unreachable copy is the remote's business
+			continue
 		}
 		if err := s.stage(ctx, name); err != nil {
 			return storage.Info{}, err
