@@ -137,7 +137,7 @@ func applySource(points []Point, p Policy, now time.Time, loc *time.Location) []
 
 // rule is one long-term bucket rule while candidates are walked newest
 // first: it keeps a point when the point opens a new bucket and the rule
-// still has buckets left, as restic's ApplyPolicy does.
+// still has buckets left.
 type rule struct {
 	name string
 	key  func(time.Time) string

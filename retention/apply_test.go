@@ -247,7 +247,7 @@ func applyCases() []applyCase {
 			},
 		},
 		{
-			// A count means buckets that hold points (as restic): after
+			// A count means buckets that hold points: after
 			// a 17-day gap the three newest days with points are kept,
 			// not the three calendar days before now, which are empty.
 			name:   "gaps of missing days",

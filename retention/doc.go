@@ -22,14 +22,14 @@
 // Long term (the vault). The candidates are the points already in the vault
 // and the points being offloaded by this plan (they are about to be in the
 // vault, so they take part in the buckets). Points that stay on local disk
-// do not: the vault counts are for what the vault holds. As in restic, the
+// do not: the vault counts are for what the vault holds. The
 // candidates are walked newest first and each rule (daily, weekly, monthly,
 // yearly) keeps the newest point of each of its last N buckets. Buckets are
 // calendar days, ISO weeks, months and years in the given location, so a
 // 23- or 25-hour DST day is one day and month ends need no arithmetic. A
 // count N means the N newest buckets that hold a point, not the last N
 // calendar days: a machine that was off for a month must not see its vault
-// history expire because no new points arrived (restic does the same). A
+// history expire because no new points arrived. A
 // point kept by several rules is kept once with all its reasons. Vault
 // points no rule keeps expire (Expire).
 //
