@@ -29,6 +29,8 @@ type olCLI struct {
 	env    []string
 	vault  string
 	copies [2]storage.Backend // the vault's copies, rooted at vaults/NAME
+	// outputs holds the stdout and stderr of every run.
+	outputs []string
 }
 
 // buildTapeless compiles this command into a temporary folder.
@@ -56,6 +58,7 @@ func (c *olCLI) run(extraEnv []string, args ...string) olResult {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	r := olResult{stdout: out.String(), stderr: errb.String()}
+	c.outputs = append(c.outputs, r.stdout+r.stderr)
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

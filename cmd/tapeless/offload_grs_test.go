@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -201,4 +203,18 @@ func TestOffloadSecondaryStoppedMinIO(t *testing.T) {
 		t.Errorf("restore with the primary stopped does not say it read the secondary:\n%s", r.stderr)
 	}
 	compareDirs(t, srcs[ids[0]], target)
+
+	// Safety invariant 6: no output of these failing and falling-back
+	// runs shows the S3 secret (or the passphrase).
+	pass, err := os.ReadFile(filepath.Join(c.dir, "passphrase"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.outputs {
+		for what, secret := range map[string]string{"the S3 secret key": o.SecretKey, "the passphrase": strings.TrimSpace(string(pass))} {
+			if secret != "" && strings.Contains(r, secret) {
+				t.Errorf("a run's output shows %s:\n%s", what, r)
+			}
+		}
+	}
 }
