@@ -806,3 +806,20 @@ func TestOffloadNeverOverwritesADifferentObject(t *testing.T) {
 		t.Errorf("catalogue %+v, want the point not archived", cat)
 	}
 }
+
+// TestStagedRestoreAsksADownSecondaryOnce: with the secondary copy down, a
+// staged restore from the primary still compares the copies' sizes, but
+// asks the failed copy only once, not once per object.
+func TestStagedRestoreAsksADownSecondaryOnce(t *testing.T) {
+	s, k := offloadStore(t)
+	v, f := fileVault(t)
+	now := time.Now()
+	pts := backupSeries(t, s, 1, now)
+	offloadAll(t, s, v, now, OffloadOptions{})
+	f[1].Reset()
+	f[1].SetDown(true)
+	restoreFrom(t, storage.Replicated(v.Primary, v.Secondary), k, pts[0].id, pts[0].files)
+	if n := f[1].Calls(storage.OpStat); n != 1 {
+		t.Errorf("the down secondary was asked %d times for a Stat, want once", n)
+	}
+}
