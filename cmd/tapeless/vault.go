@@ -639,7 +639,17 @@ func syncVaultCache(c *config, vc storage.VaultConfig) (bool, error) {
 		return false, nil
 	}
 	c.Vault.Replication, c.Vault.SecondaryURL, c.Vault.ImmutableDays = string(vc.Replication), sec, vc.ImmutableDays
-	if err := saveConfig(c.path, c); err != nil {
+	// Rewrite the file as it is now, not as c was loaded: a long-running
+	// command must not undo a 'configure' made since it started.
+	fresh, err := loadConfig(c.path)
+	if err != nil {
+		return false, err
+	}
+	if fresh.Vault == nil || !strings.EqualFold(fresh.Vault.Name, vc.Name) {
+		return false, nil
+	}
+	fresh.Vault.Replication, fresh.Vault.SecondaryURL, fresh.Vault.ImmutableDays = c.Vault.Replication, c.Vault.SecondaryURL, c.Vault.ImmutableDays
+	if err := saveConfig(c.path, fresh); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -395,4 +395,26 @@ func TestConfigFollowsVaultReplication(t *testing.T) {
 	if r, sec := cachedReplication(); r != "GRS" || sec == "" {
 		t.Errorf("after set-replication GRS on the server its config says %s, second copy %q", r, sec)
 	}
+
+	// A command that loaded the config before a 'configure' and opens the
+	// vault after it refreshes the vault fields without undoing the change.
+	stale, err := loadConfig(server.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staging := filepath.Join(dir, "staging-after")
+	server.ok("configure", "--staging", staging)
+	admin.ok("vault", "set-replication", "follow", "LRS", "--url", url)
+	v, err := openConfiguredVault(context.Background(), stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	cfg, err := loadConfig(server.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Staging != staging || cfg.Vault.Replication != "LRS" {
+		t.Errorf("after a stale open the config has staging %q, replication %s; want %q and LRS", cfg.Staging, cfg.Vault.Replication, staging)
+	}
 }
