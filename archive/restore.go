@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -885,46 +884,3 @@ func (c *chunkStream) Read(p []byte) (int, error) {
 	c.cur = c.cur[n:]
 	return n, nil
 }
-
-// StoreView is a store opened for reading only. It takes no lock, so
-// listing, restoring and verifying work while a backup is writing: objects
-// are write-once and appear atomically.
-type StoreView struct {
-	Dir      string
-	Objects  storage.Backend
-	Envelope []byte // the passphrase-wrapped keys
-}
-
-// OpenStoreView opens the store in dir for reading; Close it when done.
-func OpenStoreView(ctx context.Context, dir string) (*StoreView, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, storeConfigFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("open store %s: not a tapeless store (no %s file)", dir, storeConfigFile)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	var cfg storeConfig
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("open store %s: config: %w", dir, err)
-	}
-	if cfg.Format < MinFormat || cfg.Format > MaxFormat {
-		return nil, fmt.Errorf("open store %s: %w %d (this build reads %d to %d)", dir, ErrUnsupportedFormat, cfg.Format, MinFormat, MaxFormat)
-	}
-	env, err := os.ReadFile(filepath.Join(dir, storeEnvelopeFile))
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	objects, err := storage.Open(ctx, "file://"+filepath.ToSlash(filepath.Join(dir, storeObjectsDir)), storage.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	return &StoreView{Dir: dir, Objects: objects, Envelope: env}, nil
-}
-
-// Close releases the view.
-func (v *StoreView) Close() error { return v.Objects.Close() }

@@ -246,19 +246,8 @@ func OpenStore(ctx context.Context, dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, storeConfigFile))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("open store %s: not a tapeless store (no %s file)", dir, storeConfigFile)
-		}
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	var cfg storeConfig
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return nil, fmt.Errorf("open store %s: config: %w", dir, err)
-	}
-	if cfg.Format < MinFormat || cfg.Format > MaxFormat {
-		return nil, fmt.Errorf("open store %s: %w %d (this build reads %d to %d)", dir, ErrUnsupportedFormat, cfg.Format, MinFormat, MaxFormat)
+	if err := checkStoreConfig(dir); err != nil {
+		return nil, err
 	}
 	lock, err := acquireLock(dir)
 	if err != nil {
@@ -285,9 +274,9 @@ func openLocked(ctx context.Context, dir string, lock *storeLock) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	objects, err := storage.Open(ctx, "file://"+filepath.ToSlash(filepath.Join(dir, storeObjectsDir)), storage.Options{})
+	objects, err := openStoreObjects(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, err
 	}
 	db, err := openStateDB(dir)
 	if err != nil {
@@ -914,3 +903,65 @@ func (s *Store) RemoveOrphans(ctx context.Context) ([]string, error) {
 	}
 	return orphans, nil
 }
+
+// checkStoreConfig reads <dir>/config and refuses a directory that is not
+// a store or holds a format this build cannot read.
+func checkStoreConfig(dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, storeConfigFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("open store %s: not a tapeless store (no %s file)", dir, storeConfigFile)
+		}
+		return fmt.Errorf("open store %s: %w", dir, err)
+	}
+	var cfg storeConfig
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return fmt.Errorf("open store %s: config: %w", dir, err)
+	}
+	if cfg.Format < MinFormat || cfg.Format > MaxFormat {
+		return fmt.Errorf("open store %s: %w %d (this build reads %d to %d)", dir, ErrUnsupportedFormat, cfg.Format, MinFormat, MaxFormat)
+	}
+	return nil
+}
+
+// openStoreObjects opens <dir>/objects, the part of the store that offload
+// copies, as a file backend.
+func openStoreObjects(ctx context.Context, dir string) (storage.Backend, error) {
+	objects, err := storage.Open(ctx, "file://"+filepath.ToSlash(filepath.Join(dir, storeObjectsDir)), storage.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return objects, nil
+}
+
+// StoreView is a store opened for reading only. It takes no lock, so
+// listing, restoring and verifying work while a backup is writing: objects
+// are write-once and appear atomically.
+type StoreView struct {
+	Dir      string
+	Objects  storage.Backend
+	Envelope []byte // the passphrase-wrapped keys
+}
+
+// OpenStoreView opens the store in dir for reading; Close it when done.
+func OpenStoreView(ctx context.Context, dir string) (*StoreView, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := checkStoreConfig(dir); err != nil {
+		return nil, err
+	}
+	env, err := os.ReadFile(filepath.Join(dir, storeEnvelopeFile))
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	objects, err := openStoreObjects(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	return &StoreView{Dir: dir, Objects: objects, Envelope: env}, nil
+}
+
+// Close releases the view.
+func (v *StoreView) Close() error { return v.Objects.Close() }
