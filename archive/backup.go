@@ -556,11 +556,13 @@ func (b *backupRun) writeManifest(ctx context.Context, order <-chan *item) ([]ID
 	return tw.close()
 }
 
-// Test seams: openForBackup opens files to read, testHookAfterRead runs
+// Test seams: openForBackup opens files to read, testHookBeforeRead runs
+// between the first fstat of an open file and reading it, testHookAfterRead
 // between reading a file and checking that it did not change.
 var (
-	openForBackup     = openNoFollow
-	testHookAfterRead func(path string)
+	openForBackup      = openNoFollow
+	testHookBeforeRead func(path string)
+	testHookAfterRead  func(path string)
 )
 
 // openNoFollow opens a regular file for reading without following a
@@ -642,6 +644,9 @@ func (b *backupRun) readOnce(ctx context.Context, it *item) (changed bool, err e
 		for _, x := range extents {
 			want += x.Length
 		}
+	}
+	if testHookBeforeRead != nil {
+		testHookBeforeRead(e.OSPath)
 	}
 	h := sha256.New()
 	cr := &countingReader{r: dataStream(f, extents, before.size), h: h, progress: &b.read, total: &b.bytes}

@@ -653,6 +653,60 @@ func TestBackupSkipsUnreadableAndFlagsChanging(t *testing.T) {
 	}
 }
 
+// A file that shrinks between its fstat and the end of the read is stored
+// as what was read (size and hash agree), marked changed and reported.
+func TestBackupFileShrinkingDuringRead(t *testing.T) {
+	s, k := newTreeTestStore(t)
+	src := t.TempDir()
+	shrinking := filepath.Join(src, "shrinking")
+	content := bytes.Repeat([]byte("0123456789abcdef"), 1<<14) // 256 KiB
+	if err := os.WriteFile(shrinking, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Every read finds the file half as long as fstat said, so it never
+	// settles within the retries.
+	testHookBeforeRead = func(p string) {
+		if p != shrinking {
+			return
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("stat: %v", err)
+			return
+		}
+		if err := os.Truncate(p, st.Size()/2); err != nil {
+			t.Errorf("truncate: %v", err)
+		}
+	}
+	t.Cleanup(func() { testHookBeforeRead = nil })
+
+	sum := mustBackup(t, s, BackupOptions{Sources: []string{src}})
+	if len(sum.Changed) != 1 || sum.Changed[0] != shrinking {
+		t.Fatalf("changed = %q, want [%s]", sum.Changed, shrinking)
+	}
+	if !sum.Partial() {
+		t.Error("summary not partial")
+	}
+	final, err := os.ReadFile(shrinking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(content) >> (changeRetries + 1); len(final) != want {
+		t.Fatalf("file is %d bytes after the backup, want %d", len(final), want)
+	}
+	// Restore checks each file's hash as it writes: the stored node must
+	// describe exactly the bytes of the last read.
+	dst := t.TempDir()
+	mustRestore(t, s, k, sum.Point, RestoreOptions{Target: dst})
+	got, err := os.ReadFile(filepath.Join(dst, "shrinking"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, final) {
+		t.Errorf("restored %d bytes, want the %d bytes of the last read", len(got), len(final))
+	}
+}
+
 func TestBackupChecksLimitsBeforeWriting(t *testing.T) {
 	s, _ := newTreeTestStore(t)
 	src := t.TempDir()
