@@ -28,26 +28,7 @@ const treeTestPassphrase = "correct horse battery staple"
 // open, with its keys.
 func newTreeTestStore(t testing.TB) (*Store, *Keys) {
 	t.Helper()
-	t.Cleanup(SetKDFForTesting(KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}))
-	ctx := context.Background()
-	k, err := GenerateKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := WrapKeys(k, []byte(treeTestPassphrase))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "store")
-	if err := InitStore(ctx, dir, k.PublicKeys, env); err != nil {
-		t.Fatal(err)
-	}
-	s, err := OpenStore(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, k
+	return newStoreForTest(t, treeTestPassphrase)
 }
 
 func mustBackup(t testing.TB, s *Store, o BackupOptions) *BackupSummary {
@@ -820,20 +801,7 @@ func TestBackupSkipsTheStoreInsideItsSource(t *testing.T) {
 	}
 	dst := t.TempDir()
 	mustRestore(t, s, k, sum.Point, RestoreOptions{Target: dst})
-	if got := listDirNames(t, dst); strings.Join(got, ",") != "data.txt" {
+	if got := listDir(t, dst); strings.Join(got, ",") != "data.txt" {
 		t.Errorf("restored %q, want only data.txt", got)
 	}
-}
-
-func listDirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
-	}
-	return out
 }

@@ -739,7 +739,7 @@ func futimens(f *os.File, mtime int64) error {
 func (rs *restoreRun) content(w *fileWriter, f *os.File, n *Node, dest string) error {
 	h := w.h
 	h.Reset()
-	cs := &chunkStream{ctx: rs.ctx, r: rs.r, ids: n.Chunks}
+	cs := newBlobStream(rs.ctx, rs.r, BlobData, n.Chunks)
 	var written int64
 	for _, x := range n.dataExtents() {
 		ow := io.NewOffsetWriter(f, x.Offset)
@@ -858,29 +858,4 @@ func (rs *restoreRun) dirMeta(n *Node) error {
 		return fmt.Errorf("restore %s: set times: %w", n.Path, err)
 	}
 	return nil
-}
-
-// chunkStream reads the concatenated plaintext of a list of data chunks,
-// loading one chunk at a time.
-type chunkStream struct {
-	ctx context.Context
-	r   *Reader
-	ids []ID
-	cur []byte
-}
-
-func (c *chunkStream) Read(p []byte) (int, error) {
-	for len(c.cur) == 0 {
-		if len(c.ids) == 0 {
-			return 0, io.EOF
-		}
-		b, err := c.r.LoadBlob(c.ctx, BlobData, c.ids[0])
-		if err != nil {
-			return 0, fmt.Errorf("load chunk %s: %w", c.ids[0], err)
-		}
-		c.cur, c.ids = b, c.ids[1:]
-	}
-	n := copy(p, c.cur)
-	c.cur = c.cur[n:]
-	return n, nil
 }

@@ -23,10 +23,17 @@ const testPassphrase = "test passphrase of enough length"
 // parameters; it is closed at cleanup.
 func newTestStore(t *testing.T) (*Store, *Keys) {
 	t.Helper()
-	restore := SetKDFForTesting(cheapKDF)
-	defer restore()
+	return newStoreForTest(t, testPassphrase)
+}
+
+// newStoreForTest creates and opens a store whose keys are wrapped under
+// passphrase. KDF parameters stay cheap until the test ends, so unwrapping
+// in the test is cheap too; the store is closed at cleanup.
+func newStoreForTest(t testing.TB, passphrase string) (*Store, *Keys) {
+	t.Helper()
+	t.Cleanup(SetKDFForTesting(cheapKDF))
 	k := mustKeys(t)
-	env, err := WrapKeys(k, []byte(testPassphrase))
+	env, err := WrapKeys(k, []byte(passphrase))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -687,5 +694,64 @@ func TestPackWriteFailureSurfaces(t *testing.T) {
 	}
 	if _, _, err := s.AddBlob(ctx, BlobData, []byte("more")); err == nil {
 		t.Error("AddBlob after a failed write succeeded; the store must be reopened")
+	}
+}
+
+// A point's reference set does not grow with the new blobs of a large
+// backup: blobs committed since they were added are resolved as it goes.
+func TestRefsStayBounded(t *testing.T) {
+	s, _ := newTestStore(t)
+	s.SetPackSize(64 << 10)
+	ctx := context.Background()
+	refs := s.NewRefs()
+	const n = 3 * refsSweepAt
+	var ids []ID
+	for i := range n {
+		id, _, err := s.AddBlob(ctx, BlobData, randomBytes(uint64(i), 1024))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := refs.Add(ctx, BlobData, id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	// At most the blobs of the open pack and of those being written stay
+	// unresolved after a sweep, plus what was added since.
+	if got := len(refs.unresolved); got >= refsSweepAt {
+		t.Errorf("%d of %d added blobs unresolved, want fewer than %d", got, n, refsSweepAt)
+	}
+	tree, _ := mustAdd(t, s, BlobTree, []byte("tree of bounded"))
+	if err := refs.Add(ctx, BlobTree, tree); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := s.SavePoint(ctx, PointHeader{Source: "bounded", Time: time.Unix(1, 0), Host: "h1", Tree: []ID{tree}, Refs: refs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every blob's pack is still in the point's pack list.
+	ps, err := s.ListPoints(ctx)
+	if err != nil || len(ps) != 1 || ps[0].ID != pid {
+		t.Fatalf("ListPoints = %v, %v", ps, err)
+	}
+	want := map[ID]bool{}
+	for _, id := range ids {
+		loc, ok, err := s.lookup(makeBlobKey(BlobData, id))
+		if err != nil || !ok {
+			t.Fatalf("blob %s not in the index: %v", id, err)
+		}
+		want[loc.Pack] = true
+	}
+	got := map[ID]bool{}
+	for _, p := range ps[0].Packs {
+		got[p.Pack] = true
+	}
+	for p := range want {
+		if !got[p] {
+			t.Errorf("pack %s holding a referenced blob is missing from the point", p)
+		}
 	}
 }

@@ -54,39 +54,41 @@ func (t *treeWriter) close() ([]ID, error) {
 	return t.ids, nil
 }
 
-// treeReader reads a point's manifest stream by loading its tree blobs one
-// at a time, so memory stays bounded by one blob whatever the tree size.
-type treeReader struct {
+// blobStream reads the concatenated plaintext of a list of blobs of one
+// type (a file's data chunks, a point's tree blobs), loading one blob at a
+// time, so memory stays bounded by one blob whatever the list's length.
+type blobStream struct {
 	ctx context.Context
 	r   *Reader
+	t   BlobType
 	ids []ID
 	cur []byte
 }
 
-func newTreeReader(ctx context.Context, r *Reader, ids []ID) *treeReader {
-	return &treeReader{ctx: ctx, r: r, ids: ids}
+func newBlobStream(ctx context.Context, r *Reader, t BlobType, ids []ID) *blobStream {
+	return &blobStream{ctx: ctx, r: r, t: t, ids: ids}
 }
 
-func (t *treeReader) Read(p []byte) (int, error) {
-	for len(t.cur) == 0 {
-		if len(t.ids) == 0 {
+func (s *blobStream) Read(p []byte) (int, error) {
+	for len(s.cur) == 0 {
+		if len(s.ids) == 0 {
 			return 0, io.EOF
 		}
-		b, err := t.r.LoadBlob(t.ctx, BlobTree, t.ids[0])
+		b, err := s.r.LoadBlob(s.ctx, s.t, s.ids[0])
 		if err != nil {
-			return 0, fmt.Errorf("load tree blob %s: %w", t.ids[0], err)
+			return 0, fmt.Errorf("load %s blob %s: %w", s.t, s.ids[0], err)
 		}
-		t.cur, t.ids = b, t.ids[1:]
+		s.cur, s.ids = b, s.ids[1:]
 	}
-	n := copy(p, t.cur)
-	t.cur = t.cur[n:]
+	n := copy(p, s.cur)
+	s.cur = s.cur[n:]
 	return n, nil
 }
 
 // OpenManifest returns a reader over the manifest of the point with the
 // given tree blob IDs.
 func OpenManifest(ctx context.Context, r *Reader, tree []ID) (*ManifestReader, error) {
-	return NewManifestReader(newTreeReader(ctx, r, tree))
+	return NewManifestReader(newBlobStream(ctx, r, BlobTree, tree))
 }
 
 // chunkerBufs recycles chunker buffers: a backup of many files would
