@@ -631,6 +631,12 @@ type Refs struct {
 	unresolved map[blobKey]struct{} // pending when added; resolved by SavePoint
 }
 
+// refsSweepAt is how many unresolved blobs Refs holds before it looks them
+// up again: most have been committed by then, so the set stays at about the
+// blobs of the packs still being written instead of growing with every new
+// chunk of a large backup.
+const refsSweepAt = 4096
+
 // NewRefs returns an empty reference set for the next SavePoint.
 func (s *Store) NewRefs() *Refs {
 	return &Refs{s: s, packs: map[ID]struct{}{}, unresolved: map[blobKey]struct{}{}}
@@ -662,6 +668,19 @@ func (r *Refs) AddAll(ctx context.Context, t BlobType, ids []ID) error {
 				r.packs[loc.Pack] = struct{}{}
 			} else {
 				r.unresolved[k] = struct{}{}
+			}
+		}
+		if len(r.unresolved) < refsSweepAt {
+			return nil
+		}
+		for k := range r.unresolved {
+			if v := b.Get(k[:]); v != nil {
+				loc, err := decodeLocation(v)
+				if err != nil {
+					return err
+				}
+				r.packs[loc.Pack] = struct{}{}
+				delete(r.unresolved, k)
 			}
 		}
 		return nil
