@@ -133,19 +133,8 @@ func BenchmarkRawPipeline(b *testing.B) {
 // BenchmarkLoadBlob measures reading back: range read, unwrap (cached),
 // decrypt, decompress, re-hash.
 func BenchmarkLoadBlob(b *testing.B) {
-	defer SetKDFForTesting(cheapKDF)()
-	k := mustKeys(b)
-	env, _ := WrapKeys(k, []byte(testPassphrase))
+	s, k := newStoreForTest(b, testPassphrase)
 	ctx := context.Background()
-	dir := filepath.Join(b.TempDir(), "s")
-	if err := InitStore(ctx, dir, k.PublicKeys, env); err != nil {
-		b.Fatal(err)
-	}
-	s, err := OpenStore(ctx, dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
 	chunks := benchChunks("text", 32)
 	var ids []ID
 	for _, c := range chunks {
