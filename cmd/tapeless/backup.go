@@ -64,14 +64,23 @@ A progress bar (bytes, rate, ETA) is drawn on a terminal only.`,
 	return c
 }
 
-// openLocalStore loads the configuration and opens its store.
-func openLocalStore(ctx context.Context, g *globalOptions) (*archive.Store, *config, error) {
+// loadStoreConfig loads the configuration, which must name a store.
+func loadStoreConfig(g *globalOptions) (*config, error) {
 	cfg, err := loadConfig(g.configFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if cfg.Store == "" {
-		return nil, nil, fmt.Errorf("no store configured in %s: run 'tapeless register --store DIR' or set 'store:'", g.configFile)
+		return nil, fmt.Errorf("no store configured in %s: run 'tapeless register --store DIR' or set 'store:'", g.configFile)
+	}
+	return cfg, nil
+}
+
+// openLocalStore loads the configuration and opens its store.
+func openLocalStore(ctx context.Context, g *globalOptions) (*archive.Store, *config, error) {
+	cfg, err := loadStoreConfig(g)
+	if err != nil {
+		return nil, nil, err
 	}
 	s, err := archive.OpenStore(ctx, cfg.Store)
 	if err != nil {
@@ -83,12 +92,9 @@ func openLocalStore(ctx context.Context, g *globalOptions) (*archive.Store, *con
 // openStoreView loads the configuration and opens its store for reading
 // only: no lock, so it works while the daemon is backing up.
 func openStoreView(ctx context.Context, g *globalOptions) (*archive.StoreView, *config, error) {
-	cfg, err := loadConfig(g.configFile)
+	cfg, err := loadStoreConfig(g)
 	if err != nil {
 		return nil, nil, err
-	}
-	if cfg.Store == "" {
-		return nil, nil, fmt.Errorf("no store configured in %s: run 'tapeless register --store DIR' or set 'store:'", g.configFile)
 	}
 	v, err := archive.OpenStoreView(ctx, cfg.Store)
 	if err != nil {
