@@ -59,7 +59,10 @@ func (e *endpoint) start() {
 }
 
 func (e *endpoint) forward(c net.Conn) {
-	up, err := net.Dial("tcp", e.target)
+	e.mu.Lock()
+	target := e.target
+	e.mu.Unlock()
+	up, err := net.Dial("tcp", target)
 	if err != nil {
 		c.Close()
 		return
@@ -96,6 +99,8 @@ func (e *endpoint) via(raw string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.target = u.Host
 	u.Host = e.addr
 	return u.String()
