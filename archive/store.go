@@ -270,11 +270,7 @@ func openLocked(ctx context.Context, dir string, lock *storeLock) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	env, err := os.ReadFile(filepath.Join(dir, storeEnvelopeFile))
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	objects, err := openStoreObjects(ctx, dir)
+	env, objects, err := openStoreFiles(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -943,14 +939,19 @@ func checkStoreConfig(dir string) error {
 	return nil
 }
 
-// openStoreObjects opens <dir>/objects, the part of the store that offload
-// copies, as a file backend.
-func openStoreObjects(ctx context.Context, dir string) (storage.Backend, error) {
+// openStoreFiles reads the key envelope and opens the objects backend,
+// what both a writer and a read-only view need.
+func openStoreFiles(ctx context.Context, dir string) ([]byte, storage.Backend, error) {
+	env, err := os.ReadFile(filepath.Join(dir, storeEnvelopeFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	// <dir>/objects is the part of the store that offload copies.
 	objects, err := storage.Open(ctx, "file://"+filepath.ToSlash(filepath.Join(dir, storeObjectsDir)), storage.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	return objects, nil
+	return env, objects, nil
 }
 
 // StoreView is a store opened for reading only. It takes no lock, so
@@ -971,11 +972,7 @@ func OpenStoreView(ctx context.Context, dir string) (*StoreView, error) {
 	if err := checkStoreConfig(dir); err != nil {
 		return nil, err
 	}
-	env, err := os.ReadFile(filepath.Join(dir, storeEnvelopeFile))
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	objects, err := openStoreObjects(ctx, dir)
+	env, objects, err := openStoreFiles(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
