@@ -168,6 +168,12 @@ func sourceRoots(sources []string) ([]sourceRoot, error) {
 				return nil, fmt.Errorf("source %w", err)
 			}
 		}
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			// Inside a tree such entries are skipped and counted; as the
+			// whole source they would make an empty point that reports
+			// success.
+			return nil, fmt.Errorf("source %s is a %s: only directories, regular files and symlinks to them can be backed up; give the directory that holds it", s, modeKind(fi.Mode()))
+		}
 		if len(sources) == 1 && fi.IsDir() {
 			name = ""
 		}
@@ -186,6 +192,23 @@ func sourceRoots(sources []string) ([]sourceRoot, error) {
 	// the manifest's order must not depend on the argument order.
 	sort.SliceStable(roots, func(i, j int) bool { return roots[i].name < roots[j].name })
 	return roots, nil
+}
+
+// modeKind names a non-directory, non-regular file type for messages.
+func modeKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	}
+	return "special file"
 }
 
 type walker struct {

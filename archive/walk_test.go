@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -175,5 +176,27 @@ func TestDataExtents(t *testing.T) {
 	want := []Extent{{0, 1 << 20}, {32 << 20, 1 << 20}}
 	if !reflect.DeepEqual(ext, want) {
 		t.Errorf("DataExtents = %v, want %v", ext, want)
+	}
+}
+
+// A device, FIFO or socket given as the whole source is refused: backing it
+// up would make an empty point and report success.
+func TestWalkRefusesSpecialSource(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(dir, "tree/f"), "x")
+	for _, src := range [][]string{{"/dev/null"}, {fifo}, {filepath.Join(dir, "tree"), fifo}} {
+		_, err := Walk(context.Background(), src, WalkOptions{}, func(*Entry) error { return nil })
+		if err == nil {
+			t.Errorf("Walk(%q) succeeded, want a refusal", src)
+			continue
+		}
+		bad := src[len(src)-1]
+		if !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "directories, regular files and symlinks") {
+			t.Errorf("Walk(%q) error = %q, want it to name %s and say what can be a source", src, err, bad)
+		}
 	}
 }

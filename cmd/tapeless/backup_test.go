@@ -374,3 +374,22 @@ func TestReadCommandsWorkWhileStoreIsLocked(t *testing.T) {
 		t.Errorf("second writer exited %d: %s", code, errOut)
 	}
 }
+
+// backup of a device or FIFO as the whole source is refused and makes no
+// point (it used to make an empty point and exit 0).
+func TestBackupRefusesSpecialSource(t *testing.T) {
+	e := newStoreEnv(t)
+	fifo := filepath.Join(t.TempDir(), "pipe")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{"/dev/null", fifo} {
+		code, out, errOut := e.run(t, "backup", src, "--name", "x")
+		if code == exitOK || !strings.Contains(errOut, src) || !strings.Contains(errOut, "cannot") && !strings.Contains(errOut, "only directories") {
+			t.Errorf("backup %s exited %d, stdout %q, stderr %q; want a refusal naming it", src, code, out, errOut)
+		}
+	}
+	if code, out, _ := e.run(t, "--json", "points"); code != exitOK || strings.TrimSpace(out) != "[]" {
+		t.Errorf("points after refused backups = %d %q, want no points", code, out)
+	}
+}
