@@ -143,7 +143,7 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions, args []st
 		},
 		OnError: func(path string, err error) error {
 			if !g.json {
-				bar.printf("warning: skipped %s: %v\n", path, err)
+				bar.printf("warning: skipped %s: %s\n", termSafe(path), termSafeText(err.Error()))
 			}
 			return nil
 		},
@@ -176,7 +176,7 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions, args []st
 func shortID(id archive.ID) string { return id.String()[:12] }
 
 func printBackupSummary(w io.Writer, s *archive.BackupSummary) {
-	fmt.Fprintf(w, "Recovery point %s of %s made at %s.\n", shortID(s.Point), s.Source, s.Time.Local().Format(time.DateTime))
+	fmt.Fprintf(w, "Recovery point %s of %s made at %s.\n", shortID(s.Point), termSafe(s.Source), s.Time.Local().Format(time.DateTime))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  files\t%d (%d read, %d unchanged), %d dirs, %d symlinks, %d hard links\n",
 		s.Files, s.FilesRead, s.FilesUnchanged, s.Dirs, s.Symlinks, s.HardLinks)
@@ -190,7 +190,7 @@ func printBackupSummary(w io.Writer, s *archive.BackupSummary) {
 	if len(s.Changed) > 0 {
 		fmt.Fprintf(tw, "  changed\t%d files changed while being read and may be inconsistent:\n", len(s.Changed))
 		for _, p := range s.Changed {
-			fmt.Fprintf(tw, "\t  %s\n", p)
+			fmt.Fprintf(tw, "\t  %s\n", termSafe(p))
 		}
 	}
 	fmt.Fprintf(tw, "  duration\t%s\n", s.Duration.Round(time.Millisecond))

@@ -125,7 +125,7 @@ func formatOffloadPlan(w io.Writer, p *offloadPlan, loc *time.Location) error {
 		if len(id) > 12 {
 			id = id[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Action, r.Source, r.Time.In(loc).Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Action, termSafe(r.Source), r.Time.In(loc).Format("2006-01-02 15:04:05"),
 			id, r.Tier, size, strings.Join(r.Reasons, "; "))
 	}
 	if err := tw.Flush(); err != nil {

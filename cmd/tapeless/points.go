@@ -131,7 +131,7 @@ func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
 		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSOURCE\tTIME\tTIER\tSIZE\tFILES")
 		for _, p := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", p.ID[:12], p.Source, p.Time.Local().Format("2006-01-02 15:04:05"),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", p.ID[:12], termSafe(p.Source), p.Time.Local().Format("2006-01-02 15:04:05"),
 				p.Tier, storage.FormatBytes(p.Bytes), p.Files)
 		}
 		if err := tw.Flush(); err != nil {

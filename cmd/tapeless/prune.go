@@ -143,7 +143,7 @@ func printPruneResult(w io.Writer, plan retention.Plan, r *archive.PruneResult, 
 		if d.Point.Tier == retention.Local {
 			continue // prune touches the vault only
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Action, d.Point.Source, d.Point.Time.Local().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Action, termSafe(d.Point.Source), d.Point.Time.Local().Format("2006-01-02 15:04:05"),
 			d.Point.ID[:12], d.Point.Tier, strings.Join(d.Reasons, "; "))
 	}
 	tw.Flush()

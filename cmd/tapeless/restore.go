@@ -180,11 +180,11 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 		return writeJSON(g.stdout, sum)
 	}
 	for _, w := range sum.Warnings {
-		fmt.Fprintf(g.stderr, "warning: %s\n", w)
+		fmt.Fprintf(g.stderr, "warning: %s\n", termSafeText(w))
 	}
 	if !g.quiet {
 		fmt.Fprintf(g.stdout, "Restored %s of %s into %s: %d files (%s), %d dirs, %d symlinks, %d hard links in %s.\n",
-			shortID(p.ID), p.Source, o.target, sum.Files, storage.FormatBytes(sum.Bytes), sum.Dirs, sum.Symlinks,
+			shortID(p.ID), termSafe(p.Source), termSafe(o.target), sum.Files, storage.FormatBytes(sum.Bytes), sum.Dirs, sum.Symlinks,
 			sum.HardLinks, sum.Duration.Round(time.Millisecond))
 	}
 	return nil

@@ -120,13 +120,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var pe partialError
 	switch {
 	case errors.As(err, &pe):
-		fmt.Fprintf(stderr, "tapeless: %v\n", err)
+		fmt.Fprintf(stderr, "tapeless: %s\n", termSafeText(err.Error()))
 		return exitPartial
 	case errors.As(err, &ue) || isCobraUsage(err):
-		fmt.Fprintf(stderr, "tapeless: %v\nRun 'tapeless --help' for usage.\n", err)
+		fmt.Fprintf(stderr, "tapeless: %s\nRun 'tapeless --help' for usage.\n", termSafeText(err.Error()))
 		return exitUsage
 	default:
-		fmt.Fprintf(stderr, "tapeless: %v\n", err)
+		fmt.Fprintf(stderr, "tapeless: %s\n", termSafeText(err.Error()))
 		return exitError
 	}
 }
