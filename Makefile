@@ -25,13 +25,40 @@ BENCHPKGS  ?= ./...
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK         := $(TOOLS)/staticcheck
 
-.PHONY: help build test test-offline bench lint fmt vet staticcheck minio-up minio-down minio-env run clean tools-clean
+# Install locations (GNU conventions); DESTDIR stages a package root.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+MANDIR  := $(PREFIX)/share/man/man1
+SHAREDIR := $(PREFIX)/share
+
+.PHONY: help build install uninstall cross test test-offline bench lint fmt vet staticcheck minio-up minio-down minio-env run clean tools-clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 build: ## build bin/tapeless, version from git describe
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/tapeless ./cmd/tapeless
+
+# The man pages and completions come from the built binary's own command
+# tree (cobra), so they always match its --help.
+install: build ## install the binary, man pages and shell completions (PREFIX=/usr/local DESTDIR=)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) \
+		$(DESTDIR)$(SHAREDIR)/bash-completion/completions \
+		$(DESTDIR)$(SHAREDIR)/zsh/site-functions \
+		$(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d
+	install -m 0755 bin/tapeless $(DESTDIR)$(BINDIR)/tapeless
+	bin/tapeless man --quiet $(DESTDIR)$(MANDIR)
+	bin/tapeless completion bash > $(DESTDIR)$(SHAREDIR)/bash-completion/completions/tapeless
+	bin/tapeless completion zsh > $(DESTDIR)$(SHAREDIR)/zsh/site-functions/_tapeless
+	bin/tapeless completion fish > $(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/tapeless.fish
+	@echo "installed $$(bin/tapeless version) under $(DESTDIR)$(PREFIX)"
+
+uninstall: ## remove what install put under PREFIX (and DESTDIR)
+	rm -f $(DESTDIR)$(BINDIR)/tapeless $(DESTDIR)$(MANDIR)/tapeless.1 $(DESTDIR)$(MANDIR)/tapeless-*.1 \
+		$(DESTDIR)$(SHAREDIR)/bash-completion/completions/tapeless \
+		$(DESTDIR)$(SHAREDIR)/zsh/site-functions/_tapeless \
+		$(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/tapeless.fish
 
 test: ## start MinIO, run every test (S3 included), stop MinIO
 	scripts/with-minio.sh $(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
