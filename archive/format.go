@@ -120,7 +120,7 @@ type BlobType uint8
 // Blob types. The numeric values are part of the format.
 const (
 	BlobData BlobType = 1 // file content chunk
-	BlobTree BlobType = 2 // manifest (tree) blob, owned by the tree engineer's code
+	BlobTree BlobType = 2 // manifest (tree) blob: JSON lines, see manifest.go
 )
 
 // String names the blob type.

@@ -256,6 +256,9 @@ func NewManifestReader(r io.Reader) (*ManifestReader, error) {
 		return nil, err
 	}
 	var h manifestHeader
+	if err := strictLine(b, true); err != nil {
+		return nil, fmt.Errorf("manifest: bad header: %w", err)
+	}
 	if err := json.Unmarshal(b, &h); err != nil || h.Format != manifestMagic {
 		return nil, errors.New("manifest: bad header")
 	}
@@ -288,6 +291,13 @@ func (m *ManifestReader) Next() (*Node, error) {
 		return nil, err
 	}
 	var j nodeJSON
+	if err := strictLine(b, false); err != nil {
+		// Name the entry as far as its path can be read, to find it.
+		if json.Unmarshal(b, &j) == nil && (j.Path != "" || j.PathB64 != nil) {
+			return nil, fmt.Errorf("manifest line %d (%q): %w", m.line, joinUTF8(j.Path, j.PathB64), err)
+		}
+		return nil, fmt.Errorf("manifest line %d: %w", m.line, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
