@@ -211,6 +211,12 @@ func TestGenerateV1(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// What a reader needs besides the store: the passphrase and the listing.
+	if err := os.WriteFile(filepath.Join(v1Dir, "passphrase"), []byte(v1Passphrase+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	*updateV1Listing = true
+	TestV1ListingMatchesFixture(t)
 	t.Logf("wrote %s: point %s, %d files", v1Dir, sum.Point, sum.Files)
 }
 
