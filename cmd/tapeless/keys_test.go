@@ -185,3 +185,35 @@ func TestRepairKeysReplacesDamagedStoreEnvelope(t *testing.T) {
 	k.s.ok("verify", "--read-data", "--passphrase-file", k.passFile)
 	k.s.ok("backup", k.src)
 }
+
+// TestConfigOfAnotherStoreRefused: a configuration whose 'store:' names
+// another server's store (its key is not the registered one) is refused by
+// every command that opens the store, naming both keys.
+func TestConfigOfAnotherStoreRefused(t *testing.T) {
+	a, b := newKeysScenario(t), newKeysScenario(t)
+	cfg, err := loadConfig(a.s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store = b.store
+	if err := saveConfig(a.s.config, cfg); err != nil {
+		t.Fatal(err)
+	}
+	bcfg, err := loadConfig(b.s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"backup", a.src},
+		{"offload", "--keep-within", "0s", "--keep-last", "0"},
+		{"verify"},
+		{"points"},
+		{"restore", b.point.String(), "--target", t.TempDir(), "--passphrase-file", b.passFile},
+	} {
+		errOut := a.s.fails(exitError, cfg.Vault.KeyFingerprint, args...)
+		if !strings.Contains(errOut, bcfg.Vault.KeyFingerprint) || !strings.Contains(errOut, "store:") {
+			t.Errorf("%s: error does not name both keys and the fix: %s", args[0], errOut)
+		}
+	}
+	b.checkUntouched(t)
+}
