@@ -20,7 +20,7 @@ import (
 
 // Store layout on disk (see docs/FORMAT.md "Store directory"):
 //
-//	<dir>/config        JSON: format version, creation time, key fingerprint
+//	<dir>/config        JSON: format version, creation time, key fingerprint, keys digest
 //	<dir>/public-keys   PublicKeys.Marshal (0600: the chunk key is secret)
 //	<dir>/key-envelope  the passphrase-wrapped key envelope (0600)
 //	<dir>/objects/      packs/, index/, points/: the objects offload copies
