@@ -20,7 +20,7 @@ import (
 
 // Store layout on disk (see docs/FORMAT.md "Store directory"):
 //
-//	<dir>/config        JSON: format version, creation time, key fingerprint
+//	<dir>/config        JSON: format version, creation time, key fingerprint, keys digest
 //	<dir>/public-keys   PublicKeys.Marshal (0600: the chunk key is secret)
 //	<dir>/key-envelope  the passphrase-wrapped key envelope (0600)
 //	<dir>/objects/      packs/, index/, points/: the objects offload copies
@@ -47,6 +47,9 @@ type storeConfig struct {
 	Format         int       `json:"format"`
 	Created        time.Time `json:"created"`
 	KeyFingerprint string    `json:"key_fingerprint"`
+	// KeysDigest is PublicKeys.Digest of public-keys, recorded at
+	// creation (absent in stores made before it existed).
+	KeysDigest string `json:"keys_digest,omitempty"`
 }
 
 // blobKey is the dedup index key: blob type, then blob ID.
@@ -181,7 +184,8 @@ func InitStore(ctx context.Context, dir string, pub PublicKeys, envelope []byte)
 	}
 	// config last: a directory without it is not a store, so a crash
 	// during init leaves nothing that OpenStore would accept.
-	cfg, _ := json.MarshalIndent(storeConfig{Format: CurrentFormat, Created: time.Now().UTC(), KeyFingerprint: pub.Fingerprint}, "", "  ")
+	cfg, _ := json.MarshalIndent(storeConfig{Format: CurrentFormat, Created: time.Now().UTC(),
+		KeyFingerprint: pub.Fingerprint, KeysDigest: pub.Digest()}, "", "  ")
 	if err := writeFileSync(filepath.Join(dir, storeConfigFile), append(cfg, '\n')); err != nil {
 		return fmt.Errorf("init store %s: %w", dir, err)
 	}
@@ -246,14 +250,15 @@ func OpenStore(ctx context.Context, dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := checkStoreConfig(dir); err != nil {
+	cfg, err := checkStoreConfig(dir)
+	if err != nil {
 		return nil, err
 	}
 	lock, err := acquireLock(dir)
 	if err != nil {
 		return nil, err
 	}
-	s, err := openLocked(ctx, dir, lock)
+	s, err := openLocked(ctx, dir, cfg, lock)
 	if err != nil {
 		lock.release()
 		return nil, err
@@ -261,14 +266,11 @@ func OpenStore(ctx context.Context, dir string) (*Store, error) {
 	return s, nil
 }
 
-func openLocked(ctx context.Context, dir string, lock *storeLock) (*Store, error) {
-	pb, err := os.ReadFile(filepath.Join(dir, storePubFile))
+func openLocked(ctx context.Context, dir string, cfg storeConfig, lock *storeLock) (*Store, error) {
+	// Authenticated before use: everything written is sealed to these keys.
+	pub, err := readPublicKeys(dir, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
-	}
-	pub, err := ParsePublicKeys(pb)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, err
 	}
 	env, objects, err := openStoreFiles(ctx, dir)
 	if err != nil {
@@ -921,22 +923,22 @@ func (s *Store) RemoveOrphans(ctx context.Context) ([]string, error) {
 
 // checkStoreConfig reads <dir>/config and refuses a directory that is not
 // a store or holds a format this build cannot read.
-func checkStoreConfig(dir string) error {
+func checkStoreConfig(dir string) (storeConfig, error) {
+	var cfg storeConfig
 	raw, err := os.ReadFile(filepath.Join(dir, storeConfigFile))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("open store %s: not a tapeless store (no %s file)", dir, storeConfigFile)
+			return cfg, fmt.Errorf("open store %s: not a tapeless store (no %s file)", dir, storeConfigFile)
 		}
-		return fmt.Errorf("open store %s: %w", dir, err)
+		return cfg, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	var cfg storeConfig
 	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return fmt.Errorf("open store %s: config: %w", dir, err)
+		return cfg, fmt.Errorf("open store %s: config: %w", dir, err)
 	}
 	if cfg.Format < MinFormat || cfg.Format > MaxFormat {
-		return fmt.Errorf("open store %s: %w %d (this build reads %d to %d)", dir, ErrUnsupportedFormat, cfg.Format, MinFormat, MaxFormat)
+		return cfg, fmt.Errorf("open store %s: %w %d (this build reads %d to %d)", dir, ErrUnsupportedFormat, cfg.Format, MinFormat, MaxFormat)
 	}
-	return nil
+	return cfg, nil
 }
 
 // openStoreFiles reads the key envelope and opens the objects backend,
@@ -961,6 +963,10 @@ type StoreView struct {
 	Dir      string
 	Objects  storage.Backend
 	Envelope []byte // the passphrase-wrapped keys
+	// KeyFingerprint is the key the store was created for (its config).
+	KeyFingerprint string
+
+	config storeConfig
 }
 
 // OpenStoreView opens the store in dir for reading; Close it when done.
@@ -969,14 +975,15 @@ func OpenStoreView(ctx context.Context, dir string) (*StoreView, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := checkStoreConfig(dir); err != nil {
+	cfg, err := checkStoreConfig(dir)
+	if err != nil {
 		return nil, err
 	}
 	env, objects, err := openStoreFiles(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	return &StoreView{Dir: dir, Objects: objects, Envelope: env}, nil
+	return &StoreView{Dir: dir, Objects: objects, Envelope: env, KeyFingerprint: cfg.KeyFingerprint, config: cfg}, nil
 }
 
 // Close releases the view.

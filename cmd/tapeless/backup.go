@@ -84,6 +84,10 @@ func openLocalStore(ctx context.Context, g *globalOptions) (*archive.Store, *con
 	}
 	s, err := archive.OpenStore(ctx, cfg.Store)
 	if err != nil {
+		return nil, nil, storeOpenError(err)
+	}
+	if err := checkStoreKey(g, cfg, s.PublicKeys().Fingerprint); err != nil {
+		s.Close()
 		return nil, nil, err
 	}
 	return s, cfg, nil
@@ -98,6 +102,10 @@ func openStoreView(ctx context.Context, g *globalOptions) (*archive.StoreView, *
 	}
 	v, err := archive.OpenStoreView(ctx, cfg.Store)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkStoreKey(g, cfg, v.KeyFingerprint); err != nil {
+		v.Close()
 		return nil, nil, err
 	}
 	return v, cfg, nil

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -107,11 +111,126 @@ func loadConfig(path string) (*config, error) {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	c := defaultConfig()
-	if err := yaml.Unmarshal(b, c); err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	// A mistyped key would otherwise be ignored and its setting silently
+	// left at the default ('retenton:' keeps the default retention).
+	if err := checkKnownKeys(&doc, reflect.TypeOf(*c)); err != nil {
+		return nil, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parse config %s: %w", path, err)
 	}
 	c.path = path
 	return c, nil
+}
+
+// checkKnownKeys walks the YAML tree n alongside the Go type t it decodes
+// into and returns an error for the first mapping key t has no field for,
+// with its line and column and the closest known key when one is near.
+func checkKnownKeys(n *yaml.Node, t reflect.Type) error {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkKnownKeys(c, t); err != nil {
+				return err
+			}
+		}
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for _, c := range n.Content {
+			if err := checkKnownKeys(c, t.Elem()); err != nil {
+				return err
+			}
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Value == "<<" { // merge key: its values are checked by the decoder
+				continue
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				return unknownKeyError(k, fields)
+			}
+			if err := checkKnownKeys(v, ft); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// yamlFields maps the YAML keys of struct type t to their field types.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		m[name] = f.Type
+	}
+	return m
+}
+
+func unknownKeyError(k *yaml.Node, fields map[string]reflect.Type) error {
+	msg := fmt.Sprintf("unknown key %s at line %d, column %d", k.Value, k.Line, k.Column)
+	best, bestD := "", 0
+	for name := range fields {
+		d := editDistance(strings.ToLower(k.Value), name)
+		if best == "" || d < bestD || (d == bestD && name < best) {
+			best, bestD = name, d
+		}
+	}
+	// Close means a typo: at most 2 edits, and fewer than a third of the key.
+	if best != "" && bestD <= 2 && bestD*3 <= len(best) {
+		return fmt.Errorf("%s: did you mean %s?", msg, best)
+	}
+	known := make([]string, 0, len(fields))
+	for name := range fields {
+		known = append(known, name)
+	}
+	sort.Strings(known)
+	return fmt.Errorf("%s: the keys here are %s", msg, strings.Join(known, ", "))
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // saveConfig writes c atomically with mode 0600: it may hold access keys.

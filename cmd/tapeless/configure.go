@@ -18,6 +18,7 @@ func init() { addCommand(newConfigureCmd) }
 type configureOptions struct {
 	staging, throttle, proxy string
 	changePassphrase         bool
+	repairKeys               bool
 	passphraseFile           string
 	newPassphraseFile        string
 }
@@ -40,10 +41,19 @@ replaces the old one in the store and in the vault, and the old envelopes
 are removed from the vault, so the old passphrase no longer opens anything.
 On a vault with object lock the old envelope can be removed only when its
 lock ends: tapeless says so, and until then the old passphrase still opens
-that copy.`,
+that copy.
+
+--repair-keys rebuilds the store's public-keys file from the key envelope
+(it needs the passphrase, from --passphrase-file or as above) when backup,
+offload or verify report it damaged or copied from another store, and
+records its digest so later damage is caught without the passphrase (stores
+made by older versions lack it). A store key envelope that is damaged is
+replaced by the vault's, and a vault that lacks a usable envelope of the
+store's key gets the store's.`,
 		Example: `  tapeless configure --staging /var/tmp/tapeless-staging
   tapeless configure --throttle "work=Mon-Fri 08:00-18:00 4MiB/s; off=unlimited" --proxy http://proxy:3128
-  tapeless configure --change-passphrase --passphrase-file old.pass --new-passphrase-file new.pass`,
+  tapeless configure --change-passphrase --passphrase-file old.pass --new-passphrase-file new.pass
+  tapeless configure --repair-keys --passphrase-file /root/tapeless.passphrase`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
@@ -55,12 +65,16 @@ that copy.`,
 	f.StringVar(&o.throttle, "throttle", "", `vault bandwidth limits, e.g. "work=Mon-Fri 08:00-18:00 4MiB/s; off=unlimited" ("" removes)`)
 	f.StringVar(&o.proxy, "proxy", "", `http(s) proxy URL for vault traffic ("" removes)`)
 	f.BoolVar(&o.changePassphrase, "change-passphrase", false, "change the encryption passphrase")
-	f.StringVar(&o.passphraseFile, "passphrase-file", "", "file holding the current passphrase (with --change-passphrase)")
+	f.BoolVar(&o.repairKeys, "repair-keys", false, "rebuild the store's damaged key files from the key envelope (needs the passphrase)")
+	f.StringVar(&o.passphraseFile, "passphrase-file", "", "file holding the current passphrase (with --change-passphrase or --repair-keys)")
 	f.StringVar(&o.newPassphraseFile, "new-passphrase-file", "", "file holding the new passphrase (with --change-passphrase)")
 	return c
 }
 
 func runConfigure(ctx context.Context, g *globalOptions, o configureOptions, setStaging, setThrottle, setProxy bool) error {
+	if o.repairKeys {
+		return runRepairKeys(ctx, g, o, setStaging || setThrottle || setProxy)
+	}
 	if !setStaging && !setThrottle && !setProxy && !o.changePassphrase {
 		return usageError{errors.New("nothing to change: give --staging, --throttle, --proxy or --change-passphrase")}
 	}
@@ -120,6 +134,29 @@ func runConfigure(ctx context.Context, g *globalOptions, o configureOptions, set
 	}
 	if !g.quiet {
 		fmt.Fprintf(g.stdout, "Changed: %s.\n", strings.Join(changes, "; "))
+	}
+	return nil
+}
+
+// runRepairKeys is `configure --repair-keys`, given alone: it also works
+// on a store with no vault configured.
+func runRepairKeys(ctx context.Context, g *globalOptions, o configureOptions, otherSettings bool) error {
+	if otherSettings || o.changePassphrase || o.newPassphraseFile != "" {
+		return usageError{errors.New("--repair-keys goes alone (with --passphrase-file): change other settings in a second run")}
+	}
+	cfg, err := loadConfig(g.configFile)
+	if err != nil {
+		return err
+	}
+	msg, err := repairKeys(ctx, g, cfg, o.passphraseFile)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return writeJSON(g.stdout, map[string]any{"repaired": msg, "config": g.configFile})
+	}
+	if !g.quiet {
+		fmt.Fprintf(g.stdout, "Repaired: %s.\n", msg)
 	}
 	return nil
 }

@@ -195,6 +195,9 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 		return err
 	}
 	defer ov.Close()
+	if err := checkVaultEnvelope(ctx, ov.v, s.PublicKeys()); err != nil {
+		return err
+	}
 	bar := newProgressBar(g)
 	res, err := archive.Offload(ctx, s, ov.upload, plan.archive, archive.OffloadOptions{
 		Now:      now,

@@ -80,6 +80,11 @@ func runVerify(ctx context.Context, g *globalOptions, o verifyOptions) error {
 			fmt.Fprintf(g.stderr, "problem: %v\n", p)
 		}
 	}
+	// The key files first: a damaged public-keys file makes every later
+	// point unreadable, which checking the objects alone cannot show.
+	for _, p := range v.CheckKeys(keys) {
+		report(archive.VerifyProblem{Object: p.Object, Err: fmt.Errorf("%w; %s", p.Err, repairKeysHint)})
+	}
 	stats, err := archive.Verify(ctx, v.Objects, keys, o.readData, o.subset, report)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
