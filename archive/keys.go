@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -15,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/curve25519"
+	"golang.org/x/text/unicode/norm"
 )
 
 // MinPassphraseLen is the least number of characters (Unicode code points)
@@ -81,9 +83,10 @@ func fingerprint(pub [32]byte) string {
 }
 
 // ValidatePassphrase checks the reference product's passphrase rule: at
-// least MinPassphraseLen characters, counted as Unicode code points.
+// least MinPassphraseLen characters, counted as Unicode code points of its
+// NFC form (the form that is used, see WrapKeys).
 func ValidatePassphrase(p []byte) error {
-	if n := utf8.RuneCount(p); n < MinPassphraseLen {
+	if n := utf8.RuneCount(norm.NFC.Bytes(p)); n < MinPassphraseLen {
 		return fmt.Errorf("%w (it has %d)", ErrPassphraseTooShort, n)
 	}
 	return nil
@@ -207,6 +210,13 @@ func WrapKeysWithParams(k *Keys, passphrase []byte, p KDFParams) ([]byte, error)
 	if err := p.check(); err != nil {
 		return nil, fmt.Errorf("wrap keys: %w", err)
 	}
+	// NFC: "é" typed as one code point or as e + U+0301 (macOS file
+	// names, some input methods) is the same passphrase.
+	return wrapKeys(k, norm.NFC.Bytes(passphrase), p)
+}
+
+// wrapKeys seals k under the KDF of exactly these passphrase bytes.
+func wrapKeys(k *Keys, passphrase []byte, p KDFParams) ([]byte, error) {
 	env := make([]byte, envOffSealed, envelopeLen)
 	copy(env, objectPrefix(kindEnvelope, CurrentFormat))
 	env[envOffKDF] = envKDFArgon2id
@@ -273,9 +283,14 @@ func UnwrapKeys(envelope, passphrase []byte) (*Keys, error) {
 	if err := p.check(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptEnvelope, err)
 	}
-	kek := argon2.IDKey(passphrase, envelope[envOffSalt:envOffSalt+envSaltLen], p.Time, p.MemoryKiB, p.Threads, 32)
-	secrets, err := openAEAD(kek, envelope[:envOffSealed], envelope[envOffSealed:envOffSum])
-	if err != nil {
+	var secrets []byte
+	for _, cand := range passphraseForms(passphrase) {
+		kek := argon2.IDKey(cand, envelope[envOffSalt:envOffSalt+envSaltLen], p.Time, p.MemoryKiB, p.Threads, 32)
+		if secrets, err = openAEAD(kek, envelope[:envOffSealed], envelope[envOffSealed:envOffSum]); err == nil {
+			break
+		}
+	}
+	if secrets == nil {
 		return nil, ErrWrongPassphrase
 	}
 	k := &Keys{}
@@ -288,6 +303,25 @@ func UnwrapKeys(envelope, passphrase []byte) (*Keys, error) {
 	}
 	k.Fingerprint = fingerprint(k.Public)
 	return k, nil
+}
+
+// passphraseForms lists the byte strings a passphrase may have been
+// wrapped with: its NFC form (every envelope since NFC was introduced),
+// then, when they differ, the bytes as given and the NFD form (envelopes
+// wrapped before, from a passphrase typed in either form). Only a
+// passphrase whose forms differ costs more than one KDF run.
+func passphraseForms(p []byte) [][]byte {
+	forms := [][]byte{norm.NFC.Bytes(p)}
+	for _, f := range [][]byte{p, norm.NFD.Bytes(p)} {
+		dup := false
+		for _, g := range forms {
+			dup = dup || bytes.Equal(f, g)
+		}
+		if !dup {
+			forms = append(forms, f)
+		}
+	}
+	return forms
 }
 
 // EnvelopePublicKey returns the X25519 public key stored in the clear in an

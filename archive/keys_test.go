@@ -249,3 +249,43 @@ func BenchmarkUnwrapDefault(b *testing.B) {
 		}
 	}
 }
+
+// A passphrase is the same in NFC and NFD: new envelopes use its NFC form,
+// and envelopes wrapped from either form's raw bytes (before NFC was
+// applied) still open with either form.
+func TestPassphraseUnicodeForms(t *testing.T) {
+	defer SetKDFForTesting(KDFParams{Time: 1, MemoryKiB: 64, Threads: 1})()
+	nfc := "p\u00e4ssphrase caf\u00e9 na\u00efve"    // precomposed
+	nfd := "pa\u0308ssphrase cafe\u0301 nai\u0308ve" // decomposed
+	if nfc == nfd {
+		t.Fatal("test strings are equal")
+	}
+	k, err := GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	envNew, err := WrapKeys(k, []byte(nfd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	envOldNFD, err := wrapKeys(k, []byte(nfd), wrapKDF())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range map[string][]byte{"new envelope": envNew, "envelope of raw NFD bytes": envOldNFD} {
+		for _, p := range []string{nfc, nfd} {
+			got, err := UnwrapKeys(env, []byte(p))
+			if err != nil || got.Private != k.Private {
+				t.Errorf("%s opened with %+q: %v", name, p, err)
+			}
+		}
+		if _, err := UnwrapKeys(env, []byte(nfc+"x")); !errors.Is(err, ErrWrongPassphrase) {
+			t.Errorf("%s opened with a wrong passphrase: %v", name, err)
+		}
+	}
+	// Characters are counted in NFC: 15 precomposed é written decomposed
+	// are still 15 characters.
+	if err := ValidatePassphrase([]byte(strings.Repeat("e\u0301", 15))); !errors.Is(err, ErrPassphraseTooShort) {
+		t.Errorf("15 decomposed é: %v, want too short", err)
+	}
+}
