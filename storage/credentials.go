@@ -3,9 +3,9 @@ package storage
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,7 +19,16 @@ import (
 const CredentialsValidity = 48 * time.Hour
 
 // CredentialsFormat marks a vault credentials file and its version.
-const CredentialsFormat = "tapeless-vault-credentials/1"
+const CredentialsFormat = "tapeless-vault-credentials/2"
+
+// credentialsFormatV1 is the signed format of earlier versions; such files
+// are refused with a hint to issue a new one (they lived 48 h at most).
+const credentialsFormatV1 = "tapeless-vault-credentials/1"
+
+// issueClockSkew is how far in the future of the validating computer's
+// clock an issue record may be dated: the issuer's clock may run a little
+// ahead. A record dated further ahead would stretch the 48 hours.
+const issueClockSkew = 5 * time.Minute
 
 // CredentialsFileExt is the extension of a vault credentials file.
 const CredentialsFileExt = ".VaultCredentials"
@@ -42,10 +51,13 @@ var (
 )
 
 // Credentials is the content of a vault credentials file. It carries what
-// a server needs to reach the vault and a signature made with the vault's
-// signing key. The file is the canonical JSON encoding of this struct
-// (two-space indent, trailing newline); any other byte sequence is refused,
-// so no change can slip past the checksum through JSON leniency.
+// a server needs to reach the vault and a random secret. The vault's issue
+// record holds only the file's checksum, which covers the secret, so the
+// vault holds nothing from which a file could be made, and the record, not
+// the file, says when the file was issued. The file is the canonical JSON
+// encoding of this struct (two-space indent, trailing newline); any other
+// byte sequence is refused, so no change can slip past the checksum through
+// JSON leniency.
 type Credentials struct {
 	Format        string      `json:"format"`
 	Vault         string      `json:"vault"`
@@ -58,27 +70,35 @@ type Credentials struct {
 	SecretKey string `json:"secret_key,omitempty"`
 	// SecondaryAccessKey and SecondarySecretKey are the GRS copy's keys,
 	// present when the issuer gave keys that differ from the primary's.
-	SecondaryAccessKey string    `json:"secondary_access_key,omitempty"`
-	SecondarySecretKey string    `json:"secondary_secret_key,omitempty"`
-	Serial             string    `json:"serial"`
-	IssuedAt           time.Time `json:"issued_at"`
-	ExpiresAt          time.Time `json:"expires_at"`
-	// Checksum is SHA-256 over the canonical content without Checksum and
-	// Signature: it finds corruption offline, before any network access.
+	SecondaryAccessKey string `json:"secondary_access_key,omitempty"`
+	SecondarySecretKey string `json:"secondary_secret_key,omitempty"`
+	Serial             string `json:"serial"`
+	// Secret is 32 random bytes in hex. It is in the file only: the issue
+	// record stores the checksum over it, from which it cannot be had.
+	Secret   string    `json:"secret"`
+	IssuedAt time.Time `json:"issued_at"`
+	// ExpiresAt is IssuedAt + 48 h, for the reader; validation takes the
+	// window from the vault's issue record.
+	ExpiresAt time.Time `json:"expires_at"`
+	// Checksum is SHA-256 over the canonical content without Checksum: it
+	// finds corruption offline, and the issue record holds it, so a file
+	// changed in any way (and checksummed again) no longer matches.
 	Checksum string `json:"checksum"`
-	// Signature is HMAC-SHA256 over the same bytes with the vault's
-	// signing key: only someone with access to the vault can issue a file.
-	Signature string `json:"signature"`
 }
 
 // CredentialsIssue is an issue record (credentials/<seq>.json). Only the
-// newest record's serial is valid, which is how a new file supersedes all
-// earlier ones.
+// newest record is valid, which is how a new file supersedes all earlier
+// ones; the file it names is valid for CredentialsValidity from IssuedAt.
 type CredentialsIssue struct {
-	Serial    string    `json:"serial"`
-	IssuedAt  time.Time `json:"issued_at"`
+	Serial   string    `json:"serial"`
+	IssuedAt time.Time `json:"issued_at"`
+	// ExpiresAt is stored for readers of the record; LatestCredentialsIssue
+	// sets it to IssuedAt + CredentialsValidity whatever the object says.
 	ExpiresAt time.Time `json:"expires_at"`
-	Seq       uint64    `json:"-"`
+	// FileChecksum is the issued file's Checksum. Records written by
+	// earlier versions (signed files) have none.
+	FileChecksum string `json:"file_checksum,omitempty"`
+	Seq          uint64 `json:"-"`
 }
 
 // AccessKeys are S3 keys an issuer puts into a credentials file: the
@@ -94,9 +114,9 @@ func CredentialsFileName(vault string, issued time.Time) string {
 	return vault + "_" + issued.UTC().Format("2006-01-02") + CredentialsFileExt
 }
 
-// signedContent is the canonical content covered by checksum and signature.
-func (c Credentials) signedContent() ([]byte, error) {
-	c.Checksum, c.Signature = "", ""
+// checkedContent is the canonical content covered by the checksum.
+func (c Credentials) checkedContent() ([]byte, error) {
+	c.Checksum = ""
 	return json.Marshal(c)
 }
 
@@ -109,19 +129,23 @@ func (c *Credentials) Encode() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// Expired reports whether the file is expired at now: valid strictly before
-// ExpiresAt.
-func (c *Credentials) Expired(now time.Time) bool { return !now.Before(c.ExpiresAt) }
-
 func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrCredentialsInvalid, fmt.Sprintf(format, a...))
 }
 
 // ParseCredentials decodes a credentials file and checks, offline, that it
 // is the canonical encoding with a matching checksum. Every failure wraps
-// ErrCredentialsInvalid. It does not check the signature, the serial or
-// the expiry: those need the vault (see ValidateCredentials).
+// ErrCredentialsInvalid. It does not check the issue record or the expiry:
+// those need the vault (see ValidateCredentials).
 func ParseCredentials(data []byte) (*Credentials, error) {
+	var head struct {
+		Format string `json:"format"`
+		Vault  string `json:"vault"`
+		URL    string `json:"primary_url"`
+	}
+	if json.Unmarshal(data, &head) == nil && head.Format == credentialsFormatV1 {
+		return nil, invalid("the file is of the signed format %s of an earlier tapeless version, which this one no longer accepts: issue a new one with 'tapeless vault credentials %s --url %s'", credentialsFormatV1, head.Vault, head.URL)
+	}
 	var c Credentials
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -135,29 +159,36 @@ func ParseCredentials(data []byte) (*Credentials, error) {
 	if err != nil || !bytes.Equal(canon, data) {
 		return nil, invalid("the file was modified or corrupted")
 	}
-	content, err := c.signedContent()
+	content, err := c.checkedContent()
 	if err != nil {
 		return nil, invalid("the file is corrupted")
 	}
-	sum := sha256.Sum256(content)
-	if !hmac.Equal([]byte(hex.EncodeToString(sum[:])), []byte(c.Checksum)) {
+	if hexSHA256(content) != c.Checksum {
 		return nil, invalid("the file was modified or corrupted (checksum mismatch)")
 	}
 	if err := ValidateVaultName(c.Vault); err != nil {
 		return nil, invalid("%v", err)
 	}
+	if b, err := hex.DecodeString(c.Secret); err != nil || len(b) != 32 || hex.EncodeToString(b) != c.Secret {
+		return nil, invalid("the file has no valid secret")
+	}
 	return &c, nil
+}
+
+func hexSHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // IssueCredentials writes a new issue record, which supersedes every file
 // issued before, and returns the new file's content. keys, when not empty,
 // are copied into the file for the registering server.
 func (v *Vault) IssueCredentials(ctx context.Context, keys AccessKeys, now time.Time) (*Credentials, []byte, error) {
-	key, err := v.signingKey(ctx)
+	serial, err := randomBytes(16)
 	if err != nil {
 		return nil, nil, err
 	}
-	serial, err := randomBytes(16)
+	secret, err := randomBytes(32)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,6 +203,7 @@ func (v *Vault) IssueCredentials(ctx context.Context, keys AccessKeys, now time.
 		AccessKey:     keys.AccessKey,
 		SecretKey:     keys.SecretKey,
 		Serial:        hex.EncodeToString(serial),
+		Secret:        hex.EncodeToString(secret),
 		IssuedAt:      issued,
 		ExpiresAt:     issued.Add(CredentialsValidity),
 	}
@@ -180,21 +212,17 @@ func (v *Vault) IssueCredentials(ctx context.Context, keys AccessKeys, now time.
 		// only be one more secret in the file.
 		c.SecondaryAccessKey, c.SecondarySecretKey = keys.SecondaryAccessKey, keys.SecondarySecretKey
 	}
-	content, err := c.signedContent()
+	content, err := c.checkedContent()
 	if err != nil {
 		return nil, nil, err
 	}
-	sum := sha256.Sum256(content)
-	c.Checksum = hex.EncodeToString(sum[:])
-	mac := hmac.New(sha256.New, key)
-	mac.Write(content)
-	c.Signature = hex.EncodeToString(mac.Sum(nil))
+	c.Checksum = hexSHA256(content)
 	file, err := c.Encode()
 	if err != nil {
 		return nil, nil, err
 	}
 
-	rec := CredentialsIssue{Serial: c.Serial, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt}
+	rec := CredentialsIssue{Serial: c.Serial, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, FileChecksum: c.Checksum}
 	recb, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return nil, nil, err
@@ -242,22 +270,15 @@ func (v *Vault) LatestCredentialsIssue(ctx context.Context) (*CredentialsIssue, 
 		return nil, fmt.Errorf("parse credentials issue record %s: %w", name, err)
 	}
 	rec.Seq = seq
+	// The window follows from the issue time alone, never from a stored
+	// end that could say otherwise.
+	rec.ExpiresAt = rec.IssuedAt.Add(CredentialsValidity)
 	return &rec, nil
 }
 
-func (v *Vault) signingKey(ctx context.Context) ([]byte, error) {
-	key, err := loadBytes(ctx, v.primary, signingKeyName)
-	if err != nil {
-		return nil, fmt.Errorf("read the credentials signing key of vault %q: %w", v.Name(), err)
-	}
-	if len(key) < 32 {
-		return nil, fmt.Errorf("the credentials signing key of vault %q is damaged (%d bytes)", v.Name(), len(key))
-	}
-	return key, nil
-}
-
 // CheckCredentials validates a credentials file against this vault at now:
-// parse and checksum → vault name → signature → newest issue → expiry.
+// parse and checksum → vault name → newest issue record (same serial, same
+// checksum, same issue time) → expiry, 48 h from the record's issue time.
 // Failures wrap ErrCredentialsInvalid or ErrCredentialsExpired.
 func (v *Vault) CheckCredentials(ctx context.Context, data []byte, now time.Time) (*Credentials, error) {
 	c, err := ParseCredentials(data)
@@ -271,33 +292,30 @@ func (v *Vault) checkParsed(ctx context.Context, c *Credentials, now time.Time) 
 	if !strings.EqualFold(c.Vault, v.Name()) {
 		return invalid("the file is for vault %q, not %q", c.Vault, v.Name())
 	}
-	key, err := v.signingKey(ctx)
-	if err != nil {
-		return err
-	}
-	content, err := c.signedContent()
-	if err != nil {
-		return invalid("the file is corrupted")
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write(content)
-	// Compare the hex text, not decoded bytes: hex decoding ignores letter
-	// case, and a changed byte must never pass.
-	if !hmac.Equal([]byte(c.Signature), []byte(hex.EncodeToString(mac.Sum(nil)))) {
-		return invalid("the signature does not match vault %q at %s (tampered, or issued by another vault)", v.Name(), v.Config.PrimaryURL)
-	}
 	latest, err := v.LatestCredentialsIssue(ctx)
 	if err != nil {
 		return err
 	}
-	if latest == nil || latest.Serial != c.Serial {
-		when := ""
-		if latest != nil {
-			when = " at " + latest.IssuedAt.Format(time.RFC3339)
-		}
-		return invalid("a newer credentials file was issued%s, which replaces this one", when)
+	if latest == nil {
+		return invalid("vault %q at %s has no record of issuing this file (issued by another vault of that name?)", v.Name(), v.Config.PrimaryURL)
 	}
-	if c.Expired(now) {
+	if latest.Serial != c.Serial {
+		return invalid("a newer credentials file was issued at %s, which replaces this one", latest.IssuedAt.Format(time.RFC3339))
+	}
+	// The checksum covers the secret and every field, so only the very file
+	// that was issued matches; the record alone does not give the secret.
+	if subtle.ConstantTimeCompare([]byte(latest.FileChecksum), []byte(c.Checksum)) != 1 {
+		return invalid("the file does not match vault %q's record of issuing it (changed after issue, or issued by another vault)", v.Name())
+	}
+	// The record's issue time is the one the checksum was made over: a
+	// copy of the record dated later does not stretch the window.
+	if !latest.IssuedAt.Equal(c.IssuedAt) {
+		return invalid("vault %q's issue record is dated %s, the file %s: the record was altered", v.Name(), latest.IssuedAt.Format(time.RFC3339), c.IssuedAt.Format(time.RFC3339))
+	}
+	if latest.IssuedAt.After(now.Add(issueClockSkew)) {
+		return invalid("the file was issued at %s, later than this computer's time %s: check both clocks, or issue a new file", latest.IssuedAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	if !now.Before(latest.ExpiresAt) {
 		return fmt.Errorf("%w - issue a new one with 'tapeless vault credentials %s --url %s'", ErrCredentialsExpired, c.Vault, c.PrimaryURL)
 	}
 	return nil
@@ -306,8 +324,8 @@ func (v *Vault) checkParsed(ctx context.Context, c *Credentials, now time.Time) 
 // ValidateCredentials checks a credentials file completely: offline parse
 // and checksum, then it opens the vault the file names (with the file's
 // access keys when it has them, else o's; o also gives the proxy) and
-// checks signature, supersession and expiry at now. On success the open
-// vault is returned and the caller closes it.
+// checks it against the newest issue record and the expiry at now. On
+// success the open vault is returned and the caller closes it.
 func ValidateCredentials(ctx context.Context, data []byte, now time.Time, o Options) (*Credentials, *Vault, error) {
 	c, err := ParseCredentials(data)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,9 @@ func TestCredentialsExpiry(t *testing.T) {
 		}
 		if _, err := v.CheckCredentials(ctx, file, t0.Add(48*time.Hour-time.Second)); err != nil {
 			t.Errorf("at 48h - 1s: %v, want valid", err)
+		}
+		if _, err := v.CheckCredentials(ctx, file, t0.Add(48*time.Hour)); !errors.Is(err, storage.ErrCredentialsExpired) {
+			t.Errorf("at 48h: %v, want %q", err, expiredText)
 		}
 		_, err := v.CheckCredentials(ctx, file, t0.Add(48*time.Hour+time.Second))
 		if !errors.Is(err, storage.ErrCredentialsExpired) || !strings.HasPrefix(err.Error(), expiredText) ||
@@ -130,7 +134,7 @@ func TestCredentialsTamperedWithNewChecksum(t *testing.T) {
 		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "tamper", Replication: storage.LRS})
 		file := mustIssue(t, v, storage.AccessKeys{}, t0)
 		// Someone extends the validity and fixes up the checksum: the
-		// signature, which needs the vault's key, still gives it away.
+		// vault's issue record holds the checksum of the file as issued.
 		c, err := storage.ParseCredentials(file)
 		if err != nil {
 			t.Fatal(err)
@@ -145,12 +149,12 @@ func TestCredentialsTamperedWithNewChecksum(t *testing.T) {
 	})
 }
 
-// reseal re-encodes c with a correct checksum but the old signature, as a
-// forger without the vault's signing key could.
+// reseal re-encodes c with a correct checksum, as anyone can who reads
+// docs/VAULT.md.
 func reseal(t *testing.T, c *storage.Credentials) []byte {
 	t.Helper()
 	cp := *c
-	cp.Checksum, cp.Signature = "", ""
+	cp.Checksum = ""
 	content, err := json.Marshal(cp)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +178,7 @@ func TestCredentialsOfAnotherVault(t *testing.T) {
 
 		_, err := vb.CheckCredentials(ctx, fileA, t0)
 		wantInvalid(t, "file of vault A on vault B", err)
-		// Renamed to B with a fixed checksum: B's signing key refuses it.
+		// Renamed to B with a fixed checksum: B's issue record refuses it.
 		c, err := storage.ParseCredentials(fileA)
 		if err != nil {
 			t.Fatal(err)
@@ -182,7 +186,7 @@ func TestCredentialsOfAnotherVault(t *testing.T) {
 		c.Vault = "vault-b"
 		_, _, err = storage.ValidateCredentials(ctx, reseal(t, c), t0, a.Options)
 		wantInvalid(t, "file of vault A renamed to vault B", err)
-		// Same name in another account: another signing key.
+		// Same name in another account: another issue record.
 		other := k.account(t, "primary")
 		vo := mustCreate(t, other, storage.CreateVaultOptions{Name: "vault-a", Replication: storage.LRS})
 		mustIssue(t, vo, storage.AccessKeys{}, t0)
@@ -222,15 +226,19 @@ func TestCredentialsCarryLocationsAndKeys(t *testing.T) {
 		if err != nil || !st.IssueValid || st.LatestIssue.Serial != c.Serial {
 			t.Errorf("Status after issue = %+v, %v", st, err)
 		}
-		// The issue record is on both copies and holds no key.
+		// The issue record is on both copies and holds no key and not the
+		// file's secret; nothing else is kept for credentials.
 		for _, cp := range v.Copies() {
 			names := listNames(t, cp, "credentials/")
-			if len(names) != 2 { // signing key + one record
-				t.Errorf("%s credentials/: %v", cp.Location(), names)
+			if len(names) != 1 {
+				t.Errorf("%s credentials/: %v, want the one issue record", cp.Location(), names)
 			}
 			rec := readAll(t, cp, "credentials/00000000000000000001.json")
 			if keys.SecretKey != "" && strings.Contains(string(rec), keys.SecretKey) {
 				t.Errorf("issue record holds the secret key")
+			}
+			if !strings.Contains(string(rec), c.Checksum) || strings.Contains(string(rec), c.Secret) {
+				t.Errorf("issue record holds the file's secret or not its checksum:\n%s", rec)
 			}
 		}
 	})
@@ -305,4 +313,187 @@ func TestCredentialsCarrySecondaryKeys(t *testing.T) {
 	if bytes.Contains(file, []byte("secondary_")) {
 		t.Errorf("LRS file carries secondary keys:\n%s", file)
 	}
+}
+
+// saveRecord writes an issue record under seq to every copy of v, as anyone
+// holding the vault's S3 keys can.
+func saveRecord(t *testing.T, v *storage.Vault, seq uint64, rec storage.CredentialsIssue) {
+	t.Helper()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("credentials/%020d.json", seq)
+	for _, cp := range v.Copies() {
+		if err := cp.Save(context.Background(), name, bytes.NewReader(b), int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCredentialsResignedLaterExpiry: someone who can read the vault (every
+// registered server has its S3 keys) takes the current file, moves
+// expires_at a year ahead and makes every check a file allows pass again.
+// The window comes from the vault's issue record, so it is refused, and
+// the vault keeps nothing under credentials/ to sign a file with.
+func TestCredentialsResignedLaterExpiry(t *testing.T) {
+	forKinds(t, func(t *testing.T, k kind) {
+		ctx := context.Background()
+		a := k.account(t, "primary")
+		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "resign", Replication: storage.LRS})
+		file := mustIssue(t, v, storage.AccessKeys{}, t0)
+		if names := listNames(t, v.Copies()[0], "credentials/"); len(names) != 1 {
+			t.Errorf("credentials/ holds %v, want only the issue record", names)
+		}
+		c, err := storage.ParseCredentials(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ExpiresAt = c.ExpiresAt.Add(365 * 24 * time.Hour)
+		forged := reseal(t, c)
+		for _, at := range []time.Duration{time.Hour, 72 * time.Hour} {
+			_, err := v.CheckCredentials(ctx, forged, t0.Add(at))
+			wantInvalid(t, fmt.Sprintf("file with a later expires_at at %v", at), err)
+			_, _, err = storage.ValidateCredentials(ctx, forged, t0.Add(at), a.Options)
+			wantInvalid(t, fmt.Sprintf("file with a later expires_at via ValidateCredentials at %v", at), err)
+		}
+		// The file as issued still expires on the record's time.
+		if _, err := v.CheckCredentials(ctx, file, t0.Add(72*time.Hour)); !errors.Is(err, storage.ErrCredentialsExpired) {
+			t.Errorf("file as issued at 72 h: %v, want %q", err, expiredText)
+		}
+	})
+}
+
+// TestCredentialsForgedIssueRecords: issue records written by someone with
+// the vault's S3 keys neither revive nor stretch a file.
+func TestCredentialsForgedIssueRecords(t *testing.T) {
+	forKinds(t, func(t *testing.T, k kind) {
+		ctx := context.Background()
+		a := k.account(t, "primary")
+		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "records", Replication: storage.LRS})
+		file := mustIssue(t, v, storage.AccessKeys{}, t0)
+		c, err := storage.ParseCredentials(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// A record older than the newest, for a file made to match it.
+		late := *c
+		late.IssuedAt, late.ExpiresAt = t0.Add(24*time.Hour), t0.Add(72*time.Hour)
+		lateFile := reseal(t, &late)
+		saveRecord(t, v, 0, storage.CredentialsIssue{Serial: late.Serial, IssuedAt: late.IssuedAt, ExpiresAt: late.ExpiresAt, FileChecksum: late.Checksum})
+		_, err = v.CheckCredentials(ctx, lateFile, t0.Add(60*time.Hour))
+		wantInvalid(t, "file of a record older than the newest", err)
+		if _, err := v.CheckCredentials(ctx, file, t0.Add(time.Hour)); err != nil {
+			t.Errorf("file as issued, with an older forged record: %v", err)
+		}
+
+		// The newest record copied as the next one, dated a day later:
+		// the file's checksum covers its issue time, so the copy is seen.
+		saveRecord(t, v, 2, storage.CredentialsIssue{Serial: c.Serial, IssuedAt: t0.Add(24 * time.Hour), FileChecksum: c.Checksum})
+		for _, at := range []time.Duration{time.Hour, 60 * time.Hour} {
+			_, err = v.CheckCredentials(ctx, file, t0.Add(at))
+			wantInvalid(t, fmt.Sprintf("record copied with a later date, at %v", at), err)
+		}
+
+		// A file and record dated a year ahead (what issuing with a wrong
+		// clock would give) are refused until that time is near.
+		ahead := *c
+		ahead.IssuedAt, ahead.ExpiresAt = t0.Add(365*24*time.Hour), t0.Add(367*24*time.Hour)
+		aheadFile := reseal(t, &ahead)
+		saveRecord(t, v, 3, storage.CredentialsIssue{Serial: ahead.Serial, IssuedAt: ahead.IssuedAt, FileChecksum: ahead.Checksum})
+		_, err = v.CheckCredentials(ctx, aheadFile, t0.Add(time.Hour))
+		wantInvalid(t, "record dated a year ahead", err)
+		if err == nil || !strings.Contains(err.Error(), "check both clocks") {
+			t.Errorf("record dated a year ahead: %v, want a hint about the clocks", err)
+		}
+		// Five minutes of clock difference are allowed.
+		if _, err := v.CheckCredentials(ctx, aheadFile, ahead.IssuedAt.Add(-5*time.Minute)); err != nil {
+			t.Errorf("record 5 minutes ahead of the clock: %v, want valid", err)
+		}
+		_, err = v.CheckCredentials(ctx, aheadFile, ahead.IssuedAt.Add(-5*time.Minute-time.Second))
+		wantInvalid(t, "record 5 minutes 1 second ahead of the clock", err)
+	})
+}
+
+// TestCredentialsTamperedSecret: a changed secret, even with a fixed
+// checksum, makes the file invalid; a file without one is refused offline.
+func TestCredentialsTamperedSecret(t *testing.T) {
+	forKinds(t, func(t *testing.T, k kind) {
+		ctx := context.Background()
+		a := k.account(t, "primary")
+		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "secret", Replication: storage.LRS})
+		c, err := storage.ParseCredentials(mustIssue(t, v, storage.AccessKeys{}, t0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Secret = strings.Repeat("0", 64)
+		_, err = v.CheckCredentials(ctx, reseal(t, c), t0)
+		wantInvalid(t, "other secret", err)
+		c.Secret = ""
+		_, err = storage.ParseCredentials(reseal(t, c))
+		wantInvalid(t, "no secret", err)
+	})
+}
+
+// TestCredentialsVaultOfEarlierVersion: a vault made by an earlier version
+// has a credentials/signing-key object and records without file_checksum,
+// and its files are signed (format 1). Such a file is refused with what to
+// do; the vault itself issues and validates new files, with or without the
+// old signing key.
+func TestCredentialsVaultOfEarlierVersion(t *testing.T) {
+	forKinds(t, func(t *testing.T, k kind) {
+		ctx := context.Background()
+		a := k.account(t, "primary")
+		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "older", Replication: storage.LRS})
+		key := bytes.Repeat([]byte{7}, 32)
+		for _, cp := range v.Copies() {
+			if err := cp.Save(ctx, "credentials/signing-key", bytes.NewReader(key), int64(len(key))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		serial := strings.Repeat("ab", 16)
+		saveRecord(t, v, 1, storage.CredentialsIssue{Serial: serial, IssuedAt: t0, ExpiresAt: t0.Add(48 * time.Hour)})
+		old := fmt.Sprintf(`{
+  "format": "tapeless-vault-credentials/1",
+  "vault": "older",
+  "replication": "LRS",
+  "primary_url": %q,
+  "serial": %q,
+  "issued_at": "2026-11-26T06:00:00Z",
+  "expires_at": "2026-11-28T06:00:00Z",
+  "checksum": "%s",
+  "signature": "%s"
+}
+`, v.Config.PrimaryURL, serial, strings.Repeat("1", 64), strings.Repeat("2", 64))
+		_, err := v.CheckCredentials(ctx, []byte(old), t0.Add(time.Hour))
+		wantInvalid(t, "file of format 1", err)
+		if err == nil || !strings.Contains(err.Error(), "earlier tapeless version") ||
+			!strings.Contains(err.Error(), "tapeless vault credentials older --url "+v.Config.PrimaryURL) {
+			t.Errorf("file of format 1: %v, want why and how to get a new one", err)
+		}
+
+		file := mustIssue(t, v, storage.AccessKeys{}, t0.Add(time.Hour))
+		if _, err := v.CheckCredentials(ctx, file, t0.Add(2*time.Hour)); err != nil {
+			t.Errorf("new file on a vault of an earlier version: %v", err)
+		}
+		for _, cp := range v.Copies() {
+			if err := cp.Remove(ctx, "credentials/signing-key"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := storage.ValidateCredentials(ctx, file, t0.Add(2*time.Hour), a.Options); err != nil {
+			t.Errorf("after removing the old signing key: %v", err)
+		}
+		next := mustIssue(t, v, storage.AccessKeys{}, t0.Add(3*time.Hour))
+		_, w, err := storage.ValidateCredentials(ctx, next, t0.Add(3*time.Hour), a.Options)
+		if err != nil {
+			t.Fatalf("issue after removing the old signing key: %v", err)
+		}
+		defer w.Close()
+		st, err := w.Status(ctx, t0.Add(3*time.Hour))
+		if err != nil || !st.IssueValid || !st.LatestIssue.ExpiresAt.Equal(t0.Add(51*time.Hour)) {
+			t.Errorf("Status = %+v, %v", st, err)
+		}
+	})
 }

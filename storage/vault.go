@@ -21,7 +21,6 @@ import (
 //
 //	vault-names/<lowercase name>          claim that makes the name unique in the account
 //	vaults/NAME/config/<seq>.json         VaultConfig, newest wins
-//	vaults/NAME/credentials/signing-key   HMAC key that signs credentials files
 //	vaults/NAME/credentials/<seq>.json    issue records; only the newest is valid
 //	vaults/NAME/servers/<server>-<time>.json  registration records
 //	vaults/NAME/keys/<fingerprint>/<seq>  wrapped key envelopes, newest wins
@@ -67,7 +66,6 @@ const (
 
 	vaultsPrefix     = "vaults/"
 	vaultNamesPrefix = "vault-names/"
-	signingKeyName   = VaultCredentialsPrefix + "signing-key"
 )
 
 // Vault name rules (DESIGN.md, "Rules of the reference product").
@@ -227,8 +225,9 @@ type CreateVaultOptions struct {
 }
 
 // CreateVault creates vault o.Name in the primary account (and the
-// secondary one for GRS): it claims the name, writes the signing key for
-// credentials files and the first config object to every copy.
+// secondary one for GRS): it claims the name and writes the first config
+// object to every copy. No secret for credentials files is kept in the
+// vault (see IssueCredentials).
 func CreateVault(ctx context.Context, primary Account, o CreateVaultOptions, now time.Time) (*Vault, error) {
 	if err := ValidateVaultName(o.Name); err != nil {
 		return nil, err
@@ -315,13 +314,6 @@ func CreateVault(ctx context.Context, primary Account, o CreateVaultOptions, now
 		if err := claimName(ctx, root, o.Name, accounts[i].URL, nil); err != nil {
 			return nil, err
 		}
-	}
-	key, err := randomBytes(32)
-	if err != nil {
-		return nil, err
-	}
-	if err := v.saveAllIdempotent(ctx, signingKeyName, key); err != nil {
-		return nil, fmt.Errorf("create vault %q: %w", o.Name, err)
 	}
 	if err := v.writeConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("create vault %q: %w", o.Name, err)
@@ -645,21 +637,6 @@ func readConfig(ctx context.Context, b Backend) (VaultConfig, error) {
 	}
 	cfg.Seq = seq
 	return cfg, nil
-}
-
-// saveAllIdempotent writes data to every copy; an existing object with the
-// same content counts as written (a resumed create).
-func (v *Vault) saveAllIdempotent(ctx context.Context, name string, data []byte) error {
-	for _, c := range v.Copies() {
-		err := saveBytes(ctx, c, name, data)
-		if errors.Is(err, ErrExists) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("write %s to %s: %w", name, c.Location(), err)
-		}
-	}
-	return nil
 }
 
 // saveAll writes a new object to every copy, primary first.

@@ -194,7 +194,7 @@ func TestRegisterCredentialsErrors(t *testing.T) {
 	s.ok("vault", "credentials", "errs", "--url", url, "-o", newer)
 	s.fails(exitError, "Invalid vault credentials provided", reg(creds)...)
 
-	// A file of vault A used on vault B: B's signing key does not match.
+	// A file of vault A used on vault B: B's issue record does not match.
 	_, _, credsB := fileVault(t, s, "errs-b")
 	c, err := storage.ParseCredentials(mustRead(t, credsB))
 	if err != nil {
@@ -204,7 +204,7 @@ func TestRegisterCredentialsErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Vault, c.PrimaryURL = a.Vault, a.PrimaryURL // B's serial and signature, A's vault
+	c.Vault, c.PrimaryURL = a.Vault, a.PrimaryURL // B's serial and secret, A's vault
 	forged := filepath.Join(dir, "forged.VaultCredentials")
 	writeFile(t, forged, string(resealed(t, c)))
 	s.fails(exitError, "Invalid vault credentials provided", reg(forged)...)
@@ -213,6 +213,37 @@ func TestRegisterCredentialsErrors(t *testing.T) {
 		t.Errorf("refused registrations wrote the store or the config")
 	}
 	s.ok(reg(newer)...)
+}
+
+// TestRegisterLaterExpiryRefused: someone with the file and the vault's
+// storage moves expires_at a year ahead and fixes the checksum. Register
+// takes the window from the vault's issue record and refuses the file, and
+// the vault holds no key to sign a file with.
+func TestRegisterLaterExpiryRefused(t *testing.T) {
+	s := newSession(t)
+	issued := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	setClock(t, issued)
+	_, vaultDir, creds := fileVault(t, s, "later")
+	entries, err := os.ReadDir(filepath.Join(vaultDir, "vaults", "later", "credentials"))
+	if err != nil || len(entries) != 1 || entries[0].Name() != "00000000000000000001.json" {
+		t.Errorf("vault credentials/ holds %v (%v), want only the issue record", entries, err)
+	}
+	dir := t.TempDir()
+	pass := writeFile(t, filepath.Join(dir, "pass"), "sixteen-chars-ok")
+	c, err := storage.ParseCredentials(mustRead(t, creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ExpiresAt = c.ExpiresAt.Add(365 * 24 * time.Hour)
+	forged := writeFile(t, filepath.Join(dir, "later.VaultCredentials"), string(resealed(t, c)))
+	reg := []string{"register", "--credentials", forged, "--passphrase-file", pass, "--store", filepath.Join(dir, "store")}
+	for _, at := range []time.Duration{time.Hour, 72 * time.Hour} {
+		setClock(t, issued.Add(at))
+		s.fails(exitError, "Invalid vault credentials provided", reg...)
+	}
+	if exists(filepath.Join(dir, "store")) || exists(s.config) {
+		t.Errorf("refused registration wrote the store or the config")
+	}
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -224,13 +255,12 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-// resealed encodes c with a fresh checksum but the signature it carries, as
-// someone without the vault's signing key could (docs/VAULT.md: the
-// checksum is SHA-256 of the compact JSON without checksum and signature).
+// resealed encodes c with a fresh checksum, as anyone could (docs/VAULT.md:
+// the checksum is SHA-256 of the compact JSON without the checksum).
 func resealed(t *testing.T, c *storage.Credentials) []byte {
 	t.Helper()
 	cp := *c
-	cp.Checksum, cp.Signature = "", ""
+	cp.Checksum = ""
 	content, err := json.Marshal(cp)
 	if err != nil {
 		t.Fatal(err)
