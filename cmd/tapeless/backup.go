@@ -52,8 +52,18 @@ A progress bar (bytes, rate, ETA) is drawn on a terminal only.`,
   tapeless backup /etc /srv/www --name web-server
   tapeless backup home                       # the configured source "home"
   tapeless backup /data --exclude '*.tmp' --json`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{errors.New("backup needs a SOURCE: a path, or the name of a configured source" + configuredSources(g) + "; for example 'tapeless backup /home'")}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 && o.name == "" {
+				// A joined list of paths would become the data source's
+				// name, and retention counts points per source.
+				return usageError{fmt.Errorf("backup of %d sources needs --name NAME, the data source name the point is kept under (for example --name web-server)", len(args))}
+			}
 			return runBackup(cmd.Context(), g, o, args)
 		},
 	}
@@ -62,6 +72,20 @@ A progress bar (bytes, rate, ETA) is drawn on a terminal only.`,
 	f.StringArrayVar(&o.exclude, "exclude", nil, "skip entries matching this pattern (base name, or path inside the point when it holds a /); repeatable")
 	f.BoolVar(&o.noCache, "no-cache", false, "read every file even if the file cache says it is unchanged")
 	return c
+}
+
+// configuredSources lists the configuration's source names for a message,
+// or says nothing when there is no configuration to read.
+func configuredSources(g *globalOptions) string {
+	cfg, err := loadConfig(g.configFile)
+	if err != nil || len(cfg.Sources) == 0 {
+		return ""
+	}
+	var names []string
+	for _, s := range cfg.Sources {
+		names = append(names, s.Name)
+	}
+	return " (configured: " + strings.Join(names, ", ") + ")"
 }
 
 // loadStoreConfig loads the configuration, which must name a store.

@@ -219,8 +219,8 @@ func TestRestoreWrongPassphraseWritesNothing(t *testing.T) {
 	if _, err := os.Lstat(dst); err == nil {
 		t.Error("restore with a wrong passphrase created the target")
 	}
-	// No passphrase and no terminal: a usage error.
-	if code, _, errOut = e.run(t, "restore", sum.Point.String(), "--target", dst); code != exitUsage {
+	// No passphrase and no terminal: an error (exit 1) that says how to give one.
+	if code, _, errOut = e.run(t, "restore", sum.Point.String(), "--target", dst); code != exitError || !strings.Contains(errOut, "TAPELESS_PASSPHRASE_FILE") {
 		t.Errorf("restore without a passphrase exited %d: %s", code, errOut)
 	}
 	if code, _, errOut = e.run(t, "restore", "ffffffffff", "--target", dst, "--passphrase-file", e.passFile); code != exitError || !strings.Contains(errOut, "no such recovery point") {
@@ -391,5 +391,23 @@ func TestBackupRefusesSpecialSource(t *testing.T) {
 	}
 	if code, out, _ := e.run(t, "--json", "points"); code != exitOK || strings.TrimSpace(out) != "[]" {
 		t.Errorf("points after refused backups = %d %q, want no points", code, out)
+	}
+}
+
+func TestBackupArgumentsSayWhatToGive(t *testing.T) {
+	e := newStoreEnv(t)
+	code, _, errOut := e.run(t, "backup")
+	if code != exitUsage || !strings.Contains(errOut, "backup needs a SOURCE") || !strings.Contains(errOut, "configured: docs") {
+		t.Errorf("backup without arguments = %d %q, want a usage error naming what to give and the configured sources", code, errOut)
+	}
+	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	writeTree(t, a, map[string]string{"f": "1"})
+	writeTree(t, b, map[string]string{"g": "2"})
+	code, _, errOut = e.run(t, "backup", a, b)
+	if code != exitUsage || !strings.Contains(errOut, "--name NAME") {
+		t.Errorf("backup of two sources without --name = %d %q, want a usage error asking for --name", code, errOut)
+	}
+	if sum := backupJSON(t, e, a, b, "--name", "both"); sum.Source != "both" || sum.Files != 2 {
+		t.Errorf("backup of two sources with --name = %+v", sum)
 	}
 }

@@ -78,7 +78,7 @@ func TestConfigureChangePassphrase(t *testing.T) {
 
 	s.fails(exitError, "current passphrase is wrong", "configure", "--change-passphrase", "--passphrase-file", wrong, "--new-passphrase-file", newFile)
 	s.fails(exitUsage, "at least 16 characters", "configure", "--change-passphrase", "--passphrase-file", oldFile, "--new-passphrase-file", short)
-	s.fails(exitUsage, "a new passphrase is needed", "configure", "--change-passphrase", "--passphrase-file", oldFile)
+	s.fails(exitError, "a new passphrase is needed", "configure", "--change-passphrase", "--passphrase-file", oldFile)
 	if env, _ := loadStoreEnvelope(context.Background(), cfg.Store); string(env) != string(storeEnvBefore) {
 		t.Fatalf("refused passphrase changes changed the store envelope")
 	}

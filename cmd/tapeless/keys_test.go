@@ -124,7 +124,7 @@ func TestCorruptPublicKeysRefused(t *testing.T) {
 
 			// The passphrase repairs the store; then everything works again
 			// and the offloaded point restores from the vault.
-			k.s.fails(exitUsage, "passphrase", "configure", "--repair-keys")
+			k.s.fails(exitError, "passphrase", "configure", "--repair-keys")
 			k.s.ok("configure", "--repair-keys", "--passphrase-file", k.passFile)
 			k.s.ok("verify", "--read-data", "--passphrase-file", k.passFile)
 			k.s.ok("backup", k.src)

@@ -17,7 +17,7 @@ const envPassphraseFile = "TAPELESS_PASSPHRASE_FILE"
 // readPassphrase returns the passphrase from flagFile, else from the file
 // named by TAPELESS_PASSPHRASE_FILE, else from a no-echo prompt when stdin
 // is a terminal (asked twice when confirm is set). With none of them it is
-// a usage error that says how to pass one. A passphrase file holds the
+// an error (exit 1) that says how to pass one. A passphrase file holds the
 // passphrase as its only line; one trailing newline is not part of it.
 //
 // The passphrase is never logged, echoed or written anywhere by tapeless;
@@ -43,7 +43,9 @@ func readPassphrasePrompt(g *globalOptions, flagFile, label string, confirm bool
 func promptPassphrase(g *globalOptions, label string, confirm bool, usage string) ([]byte, error) {
 	f, ok := g.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil, usageError{errors.New(usage)}
+		// Not a usage error: the command line may be right, and a
+		// script or the daemon has no terminal; what is missing is input.
+		return nil, errors.New(usage)
 	}
 	fmt.Fprintf(g.stderr, "%s: ", label)
 	p, err := term.ReadPassword(int(f.Fd()))

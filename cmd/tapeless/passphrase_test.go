@@ -56,9 +56,10 @@ func TestReadPassphraseSources(t *testing.T) {
 	}
 	t.Setenv(envPassphraseFile, "")
 	_, err := readPassphrase(g, "", true)
+	// Missing input, not a wrong command line: exit 1, not 2.
 	var ue usageError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--passphrase-file FILE") || !strings.Contains(err.Error(), envPassphraseFile) {
-		t.Errorf("no source on a non-terminal: %v, want a usage error saying how", err)
+	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "--passphrase-file FILE") || !strings.Contains(err.Error(), envPassphraseFile) {
+		t.Errorf("no source on a non-terminal: %v, want an error (not a usage error) saying how", err)
 	}
 }
 

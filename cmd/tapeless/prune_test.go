@@ -94,8 +94,8 @@ func TestPruneCLIFile(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &withEst); err != nil || withEst.Repack == nil || withEst.Repack.Points != 1 || withEst.Repack.Packs == 0 {
 		t.Errorf("prune --json --repack-estimate: %v\n%s", err, out)
 	}
-	if r := c.run(nil, "prune", "--repack-estimate"); r.code != exitUsage {
-		t.Errorf("prune --repack-estimate without a passphrase exited %d, want %d (usage)\n%s", r.code, exitUsage, r.stderr)
+	if r := c.run(nil, "prune", "--repack-estimate"); r.code != exitError {
+		t.Errorf("prune --repack-estimate without a passphrase exited %d, want %d\n%s", r.code, exitError, r.stderr)
 	}
 	// While another process holds the store, status still answers.
 	s, err := archive.OpenStore(context.Background(), filepath.Join(c.dir, "store"))

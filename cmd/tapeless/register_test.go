@@ -143,8 +143,8 @@ func TestRegisterPassphraseSources(t *testing.T) {
 	s := newSession(t)
 	_, _, creds := fileVault(t, s, "src")
 	dir := t.TempDir()
-	// No flag, no environment, no terminal: a usage error saying how.
-	s.fails(exitUsage, "--passphrase-file FILE, set TAPELESS_PASSPHRASE_FILE", "register", "--credentials", creds, "--store", filepath.Join(dir, "s0"))
+	// No flag, no environment, no terminal: an error (exit 1) saying how.
+	s.fails(exitError, "--passphrase-file FILE, set TAPELESS_PASSPHRASE_FILE", "register", "--credentials", creds, "--store", filepath.Join(dir, "s0"))
 	t.Setenv(envPassphraseFile, writeFile(t, filepath.Join(dir, "env-pass"), "passphrase-from-the-environment"))
 	s.ok("register", "--credentials", creds, "--store", filepath.Join(dir, "store"))
 	cfg, err := loadConfig(s.config)

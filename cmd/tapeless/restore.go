@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/storage"
@@ -69,32 +66,11 @@ passphrase fails before anything is written.`,
 	return c
 }
 
-// passphraseForRead gets the passphrase from the file flag, then the
-// TAPELESS_PASSPHRASE_FILE variable, then a no-echo prompt when stdin is a
-// terminal. The file's trailing newline is dropped.
+// passphraseForRead gets the passphrase for reading (restore, verify,
+// repair) the one way every command does: the file flag, then
+// TAPELESS_PASSPHRASE_FILE, then a no-echo prompt on a terminal.
 func passphraseForRead(g *globalOptions, file string) ([]byte, error) {
-	if file == "" {
-		file = os.Getenv("TAPELESS_PASSPHRASE_FILE")
-	}
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("read passphrase: %w", err)
-		}
-		b = bytes.TrimSuffix(b, []byte("\n"))
-		b = bytes.TrimSuffix(b, []byte("\r"))
-		return b, nil
-	}
-	if f, ok := g.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(g.stderr, "Encryption passphrase: ")
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(g.stderr)
-		if err != nil {
-			return nil, fmt.Errorf("read passphrase: %w", err)
-		}
-		return b, nil
-	}
-	return nil, usageError{errors.New("the passphrase is needed: pass --passphrase-file FILE, set TAPELESS_PASSPHRASE_FILE, or run on a terminal to be prompted")}
+	return readPassphrasePrompt(g, file, "Encryption passphrase", false)
 }
 
 // unlockStore unwraps the store's keys (its envelope) with the passphrase.
