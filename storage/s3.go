@@ -622,7 +622,29 @@ func (s *S3) translate(op, name string, err error) error {
 				errs: []error{ErrUnavailable, err},
 			}
 		}
+		if s.u.Insecure && er.StatusCode == http.StatusBadRequest && strings.Contains(er.Code, " ") {
+			// Not an S3 error code but an HTTP status line: most likely an
+			// HTTPS port refusing a plain-HTTP request.
+			return &edgeError{
+				msg:  fmt.Sprintf("%s at %s: the server refused the request with %q, not an S3 error: if it speaks HTTPS, remove ?insecure=1", what, s.Location(), oneLine(er.Code)),
+				errs: []error{err},
+			}
+		}
 		return &edgeError{msg: fmt.Sprintf("%s at %s: %s (%s)", what, s.Location(), oneLine(er.Message), er.Code), errs: []error{err}}
+	}
+	// The scheme does not match the server: Go's HTTP client says so only
+	// in its message text.
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return &edgeError{
+			msg:  fmt.Sprintf("%s at %s: the server answers plain HTTP, not HTTPS: add ?insecure=1 to the URL (or give the server TLS)", what, s.Location()),
+			errs: []error{err},
+		}
+	case strings.Contains(msg, `malformed HTTP response "\x15\x03`):
+		return &edgeError{
+			msg:  fmt.Sprintf("%s at %s: the server speaks HTTPS, but the URL asks for plain HTTP: remove ?insecure=1", what, s.Location()),
+			errs: []error{err},
+		}
 	}
 	var ne net.Error
 	var oe *net.OpError

@@ -405,3 +405,52 @@ func TestS3StatChecksum(t *testing.T) {
 		}
 	}
 }
+
+// An s3:// URL without ?insecure=1 pointing at a plain-HTTP server (MinIO
+// on loopback, typically) says to add ?insecure=1.
+func TestS3PlainHTTPSaysInsecure(t *testing.T) {
+	host, o := storagetest.Env(t, "primary")
+	u := "s3://" + host + "/" + storagetest.Bucket
+	o.MaxRetries = 1
+	s := s3Of(t, u, o)
+	ctx := context.Background()
+	assertOneLine(t, s.Check(ctx), u, o.SecretKey, "answers plain HTTP", "add ?insecure=1")
+	_, err := s.Stat(ctx, "x")
+	assertOneLine(t, err, u, o.SecretKey, "add ?insecure=1")
+	if errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a plain-HTTP server must not look like a missing object")
+	}
+}
+
+// The other way round: ?insecure=1 against an HTTPS server.
+func TestS3InsecureAgainstHTTPS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	u := "s3://" + strings.TrimPrefix(srv.URL, "https://") + "/bkt?insecure=1&region=us-east-1"
+	s := s3Of(t, u, storage.Options{AccessKey: "k", SecretKey: "secret-of-the-test-0123", MaxRetries: 1})
+	assertOneLine(t, s.Check(context.Background()), u, "secret-of-the-test-0123", "if it speaks HTTPS, remove ?insecure=1")
+}
+
+// A TLS port that does not answer HTTP at all (only a handshake).
+func TestS3InsecureAgainstRawTLS(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			// A TLS alert record, as a TLS server sends to a client that
+			// did not start a handshake.
+			c.Write([]byte("\x15\x03\x01\x00\x02\x02\x46"))
+			c.Close()
+		}
+	}()
+	u := "s3://" + l.Addr().String() + "/bkt?insecure=1&region=us-east-1"
+	s := s3Of(t, u, storage.Options{AccessKey: "k", SecretKey: "secret-of-the-test-0123", MaxRetries: 1})
+	assertOneLine(t, s.Check(context.Background()), u, "secret-of-the-test-0123", "speaks HTTPS", "remove ?insecure=1")
+}
