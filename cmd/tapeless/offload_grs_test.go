@@ -169,6 +169,11 @@ func TestOffloadSecondaryStoppedMinIO(t *testing.T) {
 	}
 	if text := c.run(nil, "vault", "status"); !strings.Contains(text.stdout, "replication pending for 2 points") {
 		t.Errorf("vault status does not show the pending replication:\n%s%s", text.stdout, text.stderr)
+	} else if !strings.Contains(text.stdout, "NOT OK") || text.code != exitError || !strings.Contains(text.stderr, "second copy") {
+		t.Errorf("vault status with the secondary down: exit %d, want %d with NOT OK and the reason\n%s%s", text.code, exitError, text.stdout, text.stderr)
+	}
+	if out.code != exitError {
+		t.Errorf("vault status --json with the secondary down exited %d, want %d", out.code, exitError)
 	}
 	var pts []pointInfo
 	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pts); err != nil {
@@ -192,8 +197,8 @@ func TestOffloadSecondaryStoppedMinIO(t *testing.T) {
 			t.Errorf("after catching up: point %s local %v, on the secondary %v; want false, true", id, local[id], sec[id])
 		}
 	}
-	if text := c.run(nil, "vault", "status"); !strings.Contains(text.stdout, "no replication pending") {
-		t.Errorf("vault status after catching up:\n%s", text.stdout)
+	if text := c.run(nil, "vault", "status"); !strings.Contains(text.stdout, "no replication pending") || text.code != exitOK {
+		t.Errorf("vault status after catching up: exit %d\n%s%s", text.code, text.stdout, text.stderr)
 	}
 
 	// The primary region goes down: restore from the secondary.

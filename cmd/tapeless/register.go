@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -205,6 +206,9 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		return err
 	}
 	defer v.Close()
+	if err := checkServerNameFree(ctx, v, server); err != nil {
+		return err
+	}
 
 	// From here on things are written; undo the local ones on failure so
 	// that the command can simply be run again.
@@ -295,6 +299,23 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		fmt.Fprintf(g.stdout, "Registered server %q to vault %q (%s) at %s.\n", server, v.Name(), v.Config.Replication, v.Config.PrimaryURL)
 		fmt.Fprintf(g.stdout, "Key fingerprint %s; store %s; staging %s.\n", fp, store, staging)
 		fmt.Fprintf(g.stdout, "Configuration written to %s (mode 0600).\n", g.configFile)
+	}
+	return nil
+}
+
+// checkServerNameFree refuses a second registration under a name the vault
+// already knows: two servers of one name would show as one in the vault's
+// list and their points could not be told apart.
+func checkServerNameFree(ctx context.Context, v *storage.Vault, server string) error {
+	regs, err := v.Registrations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range regs {
+		if strings.EqualFold(r.Server, server) {
+			return fmt.Errorf("server %q is already registered to vault %q (since %s, key %s); nothing was registered: register this server under another name with --server NAME",
+				r.Server, v.Name(), r.RegisteredAt.Local().Format("2006-01-02 15:04"), r.KeyFingerprint)
+		}
 	}
 	return nil
 }

@@ -298,3 +298,31 @@ func TestVaultStatusCredentialValidity(t *testing.T) {
 		t.Errorf("vault status --json after 48 h: %+v", st)
 	}
 }
+
+// A second registration of the same server name to one vault (another
+// config on the same host, say) is refused before anything is written:
+// the vault would list two "this server" rows.
+func TestRegisterSameServerTwiceRefused(t *testing.T) {
+	s := newSession(t)
+	_, vaultDir, creds := fileVault(t, s, "twice")
+	dir := t.TempDir()
+	pass := writeFile(t, filepath.Join(dir, "pass"), cliTestPassphrase+"\n")
+	s.ok("register", "--credentials", creds, "--passphrase-file", pass, "--store", filepath.Join(dir, "store1"), "--server", "web1")
+	servers := filepath.Join(vaultDir, "vaults", "twice", "servers")
+	before, _ := os.ReadDir(servers)
+	other := filepath.Join(dir, "other.yaml")
+	errOut := s.fails(exitError, `server "web1" is already registered to vault "twice"`,
+		"register", "--config", other, "--credentials", creds, "--passphrase-file", pass, "--store", filepath.Join(dir, "store2"), "--server", "WEB1")
+	if !strings.Contains(errOut, "--server NAME") {
+		t.Errorf("refusal does not say what to do: %s", errOut)
+	}
+	after, _ := os.ReadDir(servers)
+	if len(after) != len(before) || exists(other) || exists(filepath.Join(dir, "store2")) {
+		t.Errorf("the refused registration wrote something: %d→%d records, config %v, store %v", len(before), len(after), exists(other), exists(filepath.Join(dir, "store2")))
+	}
+	s.ok("register", "--config", other, "--credentials", creds, "--passphrase-file", pass, "--store", filepath.Join(dir, "store2"), "--server", "web2")
+	out := s.ok("vault", "status")
+	if n := strings.Count(out, "(this server)"); n != 1 {
+		t.Errorf("vault status shows %d 'this server' rows, want 1:\n%s", n, out)
+	}
+}

@@ -539,11 +539,19 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 	}
 	pending, pendingErr := pendingReplication(ctx, cfg) // status.go
 	out.PendingReplication = pending
+	// A status that shows NOT OK must not exit 0: monitoring runs it.
+	var degraded error
+	if st.Config.Replication == storage.GRS && !st.SecondaryOK {
+		degraded = fmt.Errorf("the second copy of vault %q at %s is NOT OK: %v", out.Name, out.SecondaryURL, st.SecondaryErr)
+	}
 	if g.json {
-		return writeJSON(g.stdout, out)
+		if err := writeJSON(g.stdout, out); err != nil {
+			return err
+		}
+		return degraded
 	}
 	if g.quiet {
-		return nil
+		return degraded
 	}
 	w := g.stdout
 	fmt.Fprintf(w, "Vault:        %s\n", out.Name)
@@ -575,7 +583,7 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 	}
 	fmt.Fprintf(w, "Servers:      %d registered\n", len(st.Servers))
 	printServers(w, st.Servers, cfg.Server)
-	return nil
+	return degraded
 }
 
 func printServers(w io.Writer, regs []storage.Registration, self string) {

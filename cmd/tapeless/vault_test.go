@@ -333,9 +333,11 @@ func TestVaultSecondaryKeysCLI(t *testing.T) {
 	if err := saveConfig(s.config, cfg); err != nil {
 		t.Fatal(err)
 	}
+	// The status is still printed, and the exit code says it is not OK.
 	st = vaultStatusJSON{}
-	if err := json.Unmarshal([]byte(s.ok("--json", "vault", "status")), &st); err != nil {
-		t.Fatal(err)
+	code, stdout, _ := s.run("--json", "vault", "status")
+	if err := json.Unmarshal([]byte(stdout), &st); err != nil || code != exitError {
+		t.Fatalf("vault status with the second copy refusing its keys: exit %d (want %d), %v", code, exitError, err)
 	}
 	if st.SecondaryReachable == nil || *st.SecondaryReachable {
 		t.Errorf("with a wrong secondary secret in the config the second copy is reachable: %+v", st)
