@@ -229,8 +229,8 @@ type DamagedPoint struct {
 	Err      error  `json:"-"`
 }
 
-// Error returns the object name and what is wrong with it.
-func (d DamagedPoint) Error() string { return d.Err.Error() }
+// Error returns the object name, what is wrong with it and where it is.
+func (d DamagedPoint) Error() string { return fmt.Sprintf("%v (at %s)", d.Err, d.Location) }
 
 // MarshalJSON adds the error text, as "error".
 func (d DamagedPoint) MarshalJSON() ([]byte, error) {
@@ -254,7 +254,7 @@ func (e *DamagedPointsError) Error() string {
 	for i, d := range e.Points {
 		msgs[i] = d.Error()
 	}
-	return fmt.Sprintf("%d damaged point objects skipped (run 'tapeless verify'): %s", len(e.Points), strings.Join(msgs, "; "))
+	return fmt.Sprintf("skipped %s: %s", plural(len(e.Points), "damaged point object"), strings.Join(msgs, "; "))
 }
 
 // Unwrap returns each point's error (ErrAuthentication for bytes that do
@@ -321,10 +321,105 @@ func ListPoints(ctx context.Context, b storage.Backend) ([]PointHeader, error) {
 	if len(damaged) > 0 {
 		errs = append(errs, &DamagedPointsError{Points: damaged})
 	}
-	if len(errs) == 1 {
-		return out, errs[0]
+	return out, joinErrs(errs)
+}
+
+// ShortListingError reports a points listing that lacks points the caller
+// knows are there (the local catalogue's archived points). It matches
+// ErrShortListing with errors.Is.
+type ShortListingError struct {
+	Location string
+	Known    int  // points the caller knows of
+	Unlisted []ID // known points the listing lacks (each was looked up by name)
+	Missing  []ID // of Unlisted, those not found by name either
+}
+
+func (e *ShortListingError) Error() string {
+	msg := fmt.Sprintf("the points listing of %s is shorter than the local catalogue: %d of the %d archived points it records are missing from it (%s)",
+		e.Location, len(e.Unlisted), e.Known, strings.Join(firstN(shortIDs(e.Unlisted), 5), ", "))
+	if len(e.Missing) == 0 {
+		return msg + "; they were read directly by name, but the storage's listing is unreliable: check it before pruning"
 	}
-	return out, errors.Join(errs...)
+	return msg + fmt.Sprintf("; %d of them are not in it by name either (%s): check the vault's storage",
+		len(e.Missing), strings.Join(firstN(shortIDs(e.Missing), 5), ", "))
+}
+
+// Is makes errors.Is(err, ErrShortListing) hold.
+func (e *ShortListingError) Is(target error) bool { return target == ErrShortListing }
+
+// plural is "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+func shortIDs(ids []ID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()[:12]
+	}
+	return out
+}
+
+// ListPointsKnown is ListPoints for a listing that should hold every point
+// in known (IDs the caller has recorded as stored in b): a known point the
+// listing lacks is read directly by its name, and the shortfall is
+// reported in a *ShortListingError joined to the returned error. An empty
+// or short listing is thus never taken for points that are gone.
+func ListPointsKnown(ctx context.Context, b storage.Backend, known []ID) ([]PointHeader, error) {
+	pts, err := ListPoints(ctx, b)
+	if err != nil && !OnlyDamage(err) {
+		return pts, err
+	}
+	damaged := DamagedPoints(err)
+	listed := map[ID]bool{}
+	for _, h := range pts {
+		listed[h.ID] = true
+	}
+	for _, d := range damaged {
+		if id, err := idFromName(d.Name); err == nil {
+			listed[id] = true
+		}
+	}
+	short := &ShortListingError{Location: b.Location(), Known: len(known)}
+	var errs []error
+	for _, id := range known {
+		if listed[id] {
+			continue
+		}
+		listed[id] = true
+		short.Unlisted = append(short.Unlisted, id)
+		h, err := LoadPointHeader(ctx, b, id)
+		switch {
+		case err == nil:
+			pts = append(pts, h)
+		case errors.Is(err, storage.ErrNotFound):
+			short.Missing = append(short.Missing, id)
+		case isDamage(err):
+			damaged = append(damaged, DamagedPoint{Name: PointName(id), Location: b.Location(), Err: err})
+		default:
+			errs = append(errs, err)
+		}
+	}
+	sortPoints(pts)
+	if len(short.Unlisted) > 0 {
+		errs = append(errs, short)
+	}
+	if len(damaged) > 0 {
+		errs = append(errs, &DamagedPointsError{Points: damaged})
+	}
+	return pts, joinErrs(errs)
+}
+
+// joinErrs is errors.Join that leaves a lone error as it is, so that
+// OnlyDamage can tell it.
+func joinErrs(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
 
 // errBadPoint marks a point object whose name or header is malformed.

@@ -69,9 +69,12 @@ type PruneResult struct {
 	// Damaged are the point objects (in the vault or the store) that
 	// could not be read: skipped. While one in the vault is damaged no
 	// pack or index object is removed, since it may need any of them.
-	Damaged  []DamagedPoint `json:"damaged"`
-	DryRun   bool           `json:"dry_run"`
-	Duration time.Duration  `json:"duration_ns"`
+	Damaged []DamagedPoint `json:"damaged"`
+	// PacksKept is set when no pack or index object was removed because
+	// a point in the vault is damaged.
+	PacksKept bool          `json:"packs_kept_for_damaged"`
+	DryRun    bool          `json:"dry_run"`
+	Duration  time.Duration `json:"duration_ns"`
 }
 
 // vaultListing is the complete listing of every copy.
@@ -401,8 +404,9 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	// pack or index object is removed. The journal keeps what the points
 	// expired now leave behind for a prune after it is dealt with.
 	collect := vaultDamaged == 0
+	res.PacksKept = !collect
 	if !collect {
-		o.Log(fmt.Sprintf("%d point objects in the vault are damaged and may need any pack: removing no pack or index object (run 'tapeless verify' on the vault)", vaultDamaged))
+		o.Log(fmt.Sprintf("%d point objects in the vault are damaged and may need any pack: removing no pack or index object until it is repaired or removed", vaultDamaged))
 	}
 	// Index objects before their packs: an index must never name a
 	// missing pack.
