@@ -261,3 +261,46 @@ func TestPruneSkipsDamagedLocalPoint(t *testing.T) {
 		t.Errorf("prune expired %d points, damaged %+v; want 2 and the local point %s", len(res.Expired), res.Damaged, pts[3].id)
 	}
 }
+
+// emptyListing is a real backend whose List shows nothing.
+type emptyListing struct{ storage.Backend }
+
+func (emptyListing) List(context.Context, string, func(storage.Info) error) error { return nil }
+
+// TestListPointsKnownReadsUnlistedByName: points the caller knows of that
+// the listing lacks are read by name and the shortfall is reported; one
+// not there by name either is named as missing.
+func TestListPointsKnownReadsUnlistedByName(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var ids []ID
+	for i := range 3 {
+		id, _ := savePoint(t, s, "src", base.Add(time.Duration(i)*time.Hour), []byte{byte(i), 4, 5, 6})
+		ids = append(ids, id)
+	}
+	b := emptyListing{s.Objects()}
+	pts, err := ListPointsKnown(ctx, b, ids[:2])
+	var short *ShortListingError
+	if len(pts) != 2 || pts[0].ID != ids[0] || pts[1].ID != ids[1] || !errors.As(err, &short) || !errors.Is(err, ErrShortListing) {
+		t.Fatalf("ListPointsKnown over an empty listing: %d points, %v; want the 2 known points and a ShortListingError", len(pts), err)
+	}
+	if len(short.Unlisted) != 2 || len(short.Missing) != 0 || short.Known != 2 {
+		t.Errorf("ShortListingError %+v; want 2 of 2 unlisted, none missing", short)
+	}
+
+	gone := ID{1, 2, 3}
+	truncateObject(t, s.Objects(), PointName(ids[2]))
+	pts, err = ListPointsKnown(ctx, b, []ID{ids[0], ids[2], gone})
+	if !errors.As(err, &short) || len(short.Missing) != 1 || short.Missing[0] != gone || len(pts) != 1 {
+		t.Errorf("ListPointsKnown with a point gone: %d points, %v; want 1 point and %s missing", len(pts), err, gone)
+	}
+	if d := DamagedPoints(err); len(d) != 1 || d[0].Name != PointName(ids[2]) {
+		t.Errorf("ListPointsKnown with a damaged unlisted point: damaged %+v, want points/%s", d, ids[2])
+	}
+
+	// A complete listing is no shortfall.
+	if pts, err := ListPointsKnown(ctx, s.Objects(), ids[:2]); err == nil || len(pts) != 2 || errors.Is(err, ErrShortListing) {
+		t.Errorf("ListPointsKnown over the real listing: %d points, %v; want 2 and only the damage", len(pts), err)
+	}
+}
