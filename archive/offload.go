@@ -89,6 +89,10 @@ type OffloadPlan struct {
 	// holds are skipped and not sent.
 	Upload  int64
 	Objects int
+	// Damaged are the store's point objects that could not be read: left
+	// out of the plan, never offloaded or deleted, and while one is there
+	// no local pack is collected (it may need any of them).
+	Damaged []DamagedPoint
 
 	local   map[ID]PointHeader
 	catalog map[ID]CatalogEntry
@@ -97,17 +101,19 @@ type OffloadPlan struct {
 // PlanOffload shows sel the store's points and the archived vault points
 // the local catalogue knows, and plans the offload of the local points it
 // selects (selected IDs the store does not hold are left out). It reads
-// only local state: a dry run works with the vault unreachable.
+// only local state: a dry run works with the vault unreachable. Damaged
+// local points are skipped and listed in the plan.
 func PlanOffload(ctx context.Context, s *Store, sel SelectFunc) (*OffloadPlan, error) {
 	local, err := s.ListPoints(ctx)
-	if err != nil {
+	if err != nil && !OnlyDamage(err) {
 		return nil, fmt.Errorf("plan offload: %w", err)
 	}
+	damaged := DamagedPoints(err)
 	cat, err := Catalog(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	p := &OffloadPlan{local: map[ID]PointHeader{}, catalog: map[ID]CatalogEntry{}}
+	p := &OffloadPlan{Damaged: damaged, local: map[ID]PointHeader{}, catalog: map[ID]CatalogEntry{}}
 	for _, e := range cat {
 		p.catalog[e.Point] = e
 	}
@@ -732,6 +738,10 @@ func (f *offloader) collect(ctx context.Context, plan *OffloadPlan) error {
 	// listing must hold every point the plan saw that this run did not
 	// delete, or it is no basis for deleting anything.
 	now, err := f.s.ListPoints(ctx)
+	if d := DamagedPoints(err); len(d) > 0 && OnlyDamage(err) {
+		f.o.Log(fmt.Sprintf("%d point objects in the store are damaged and may need any pack: not collecting local packs (%s)", len(d), d[0].Name))
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("collect local packs: %w", err)
 	}

@@ -220,10 +220,77 @@ func loadObject(ctx context.Context, b storage.Backend, name string, id ID) ([]b
 	return data, nil
 }
 
+// DamagedPoint is a point object that is listed but cannot be read: its
+// bytes do not match its name (truncated, altered) or its header does not
+// parse. Nothing it needs is known, so nothing may be deleted for it.
+type DamagedPoint struct {
+	Name     string `json:"name"`     // object name, points/<64 hex digits>
+	Location string `json:"location"` // the store's or vault copy's location
+	Err      error  `json:"-"`
+}
+
+// Error returns the object name, what is wrong with it and where it is.
+func (d DamagedPoint) Error() string { return fmt.Sprintf("%v (at %s)", d.Err, d.Location) }
+
+// MarshalJSON adds the error text, as "error".
+func (d DamagedPoint) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name     string `json:"name"`
+		Location string `json:"location"`
+		Error    string `json:"error"`
+	}{d.Name, d.Location, d.Err.Error()})
+}
+
+// DamagedPointsError is what ListPoints returns, with every point it could
+// read, when some listed point objects cannot be read. Find it with
+// errors.As; any other error from ListPoints means the listing itself
+// failed.
+type DamagedPointsError struct {
+	Points []DamagedPoint
+}
+
+func (e *DamagedPointsError) Error() string {
+	msgs := make([]string, len(e.Points))
+	for i, d := range e.Points {
+		msgs[i] = d.Error()
+	}
+	return fmt.Sprintf("skipped %s: %s", plural(len(e.Points), "damaged point object"), strings.Join(msgs, "; "))
+}
+
+// Unwrap returns each point's error (ErrAuthentication for bytes that do
+// not match their name).
+func (e *DamagedPointsError) Unwrap() []error {
+	out := make([]error, len(e.Points))
+	for i, d := range e.Points {
+		out[i] = d.Err
+	}
+	return out
+}
+
+// DamagedPoints returns the damaged points err reports, if it is or wraps
+// a *DamagedPointsError; nil otherwise.
+func DamagedPoints(err error) []DamagedPoint {
+	var de *DamagedPointsError
+	if errors.As(err, &de) {
+		return de.Points
+	}
+	return nil
+}
+
+// OnlyDamage reports whether err, from ListPoints, says only that some
+// points are damaged: every other point was listed and read.
+func OnlyDamage(err error) bool {
+	de, ok := err.(*DamagedPointsError)
+	return ok && de != nil
+}
+
 // ListPoints reads the clear headers of all point objects in b, sorted by
 // time (then ID). It needs no key: each object is checked only against its
-// name. Points that cannot be read are left out and named in the returned
-// error, so a caller that ignores the error sees the others.
+// name. Damaged point objects (see DamagedPoint) are left out and named in
+// a returned *DamagedPointsError, so a caller can skip them and go on with
+// the rest (OnlyDamage tells). Points that could not be read for another
+// reason (an outage) are left out too and their errors joined to it; when
+// the listing itself fails, no points are returned.
 func ListPoints(ctx context.Context, b storage.Backend) ([]PointHeader, error) {
 	var names []string
 	err := b.List(ctx, PointsPrefix, func(i storage.Info) error {
@@ -234,31 +301,158 @@ func ListPoints(ctx context.Context, b storage.Backend) ([]PointHeader, error) {
 		return nil, fmt.Errorf("list points in %s: %w", b.Location(), err)
 	}
 	var out []PointHeader
+	var damaged []DamagedPoint
 	var errs []error
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		id, err := idFromName(name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("point object %s: bad name: %w", name, err))
-			continue
-		}
-		data, err := loadObject(ctx, b, name, id)
-		if err != nil {
+		h, err := readPointHeader(ctx, b, name)
+		switch {
+		case err == nil:
+			out = append(out, h)
+		case isDamage(err):
+			damaged = append(damaged, DamagedPoint{Name: name, Location: b.Location(), Err: err})
+		default:
 			errs = append(errs, err)
-			continue
 		}
-		h, _, err := parsePoint(data)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("point object %s: %w", name, err))
-			continue
-		}
-		h.ID = id
-		out = append(out, h)
 	}
 	sortPoints(out)
-	return out, errors.Join(errs...)
+	if len(damaged) > 0 {
+		errs = append(errs, &DamagedPointsError{Points: damaged})
+	}
+	return out, joinErrs(errs)
+}
+
+// ShortListingError reports a points listing that lacks points the caller
+// knows are there (the local catalogue's archived points). It matches
+// ErrShortListing with errors.Is.
+type ShortListingError struct {
+	Location string
+	Known    int  // points the caller knows of
+	Unlisted []ID // known points the listing lacks (each was looked up by name)
+	Missing  []ID // of Unlisted, those not found by name either
+}
+
+func (e *ShortListingError) Error() string {
+	msg := fmt.Sprintf("the points listing of %s is shorter than the local catalogue: %d of the %d archived points it records are missing from it (%s)",
+		e.Location, len(e.Unlisted), e.Known, strings.Join(firstN(shortIDs(e.Unlisted), 5), ", "))
+	if len(e.Missing) == 0 {
+		return msg + "; they were read directly by name, but the storage's listing is unreliable: check it before pruning"
+	}
+	return msg + fmt.Sprintf("; %d of them are not in it by name either (%s): check the vault's storage",
+		len(e.Missing), strings.Join(firstN(shortIDs(e.Missing), 5), ", "))
+}
+
+// Is makes errors.Is(err, ErrShortListing) hold.
+func (e *ShortListingError) Is(target error) bool { return target == ErrShortListing }
+
+// plural is "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+func shortIDs(ids []ID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()[:12]
+	}
+	return out
+}
+
+// ListPointsKnown is ListPoints for a listing that should hold every point
+// in known (IDs the caller has recorded as stored in b): a known point the
+// listing lacks is read directly by its name, and the shortfall is
+// reported in a *ShortListingError joined to the returned error. An empty
+// or short listing is thus never taken for points that are gone.
+func ListPointsKnown(ctx context.Context, b storage.Backend, known []ID) ([]PointHeader, error) {
+	pts, err := ListPoints(ctx, b)
+	if err != nil && !OnlyDamage(err) {
+		return pts, err
+	}
+	damaged := DamagedPoints(err)
+	listed := map[ID]bool{}
+	for _, h := range pts {
+		listed[h.ID] = true
+	}
+	for _, d := range damaged {
+		if id, err := idFromName(d.Name); err == nil {
+			listed[id] = true
+		}
+	}
+	short := &ShortListingError{Location: b.Location(), Known: len(known)}
+	var errs []error
+	for _, id := range known {
+		if listed[id] {
+			continue
+		}
+		listed[id] = true
+		short.Unlisted = append(short.Unlisted, id)
+		h, err := LoadPointHeader(ctx, b, id)
+		switch {
+		case err == nil:
+			pts = append(pts, h)
+		case errors.Is(err, storage.ErrNotFound):
+			short.Missing = append(short.Missing, id)
+		case isDamage(err):
+			damaged = append(damaged, DamagedPoint{Name: PointName(id), Location: b.Location(), Err: err})
+		default:
+			errs = append(errs, err)
+		}
+	}
+	sortPoints(pts)
+	if len(short.Unlisted) > 0 {
+		errs = append(errs, short)
+	}
+	if len(damaged) > 0 {
+		errs = append(errs, &DamagedPointsError{Points: damaged})
+	}
+	return pts, joinErrs(errs)
+}
+
+// joinErrs is errors.Join that leaves a lone error as it is, so that
+// OnlyDamage can tell it.
+func joinErrs(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}
+
+// errBadPoint marks a point object whose name or header is malformed.
+var errBadPoint = errors.New("malformed point object")
+
+// isDamage tells a damaged object (bytes that do not match the name, or do
+// not parse) from a failure to read it.
+func isDamage(err error) bool {
+	return errors.Is(err, ErrAuthentication) || errors.Is(err, errBadPoint) || errors.Is(err, storage.ErrCorrupt)
+}
+
+// LoadPointHeader reads the clear header of point id in b by its name,
+// without a listing and without a key; the object is checked against its
+// name. A point b lacks is an error wrapping storage.ErrNotFound.
+func LoadPointHeader(ctx context.Context, b storage.Backend, id ID) (PointHeader, error) {
+	return readPointHeader(ctx, b, PointName(id))
+}
+
+func readPointHeader(ctx context.Context, b storage.Backend, name string) (PointHeader, error) {
+	id, err := idFromName(name)
+	if err != nil {
+		return PointHeader{}, fmt.Errorf("%s: %w: bad name: %w", name, errBadPoint, err)
+	}
+	data, err := loadObject(ctx, b, name, id)
+	if err != nil {
+		return PointHeader{}, err
+	}
+	h, _, err := parsePoint(data)
+	if err != nil {
+		return PointHeader{}, fmt.Errorf("%s: %w: %w", name, errBadPoint, err)
+	}
+	h.ID = id
+	return h, nil
 }
 
 func sortPoints(ps []PointHeader) {

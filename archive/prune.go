@@ -66,8 +66,15 @@ type PruneResult struct {
 	Orphans        int             `json:"orphans"` // of ObjectsRemoved: referenced by no point
 	Waiting        []WaitingObject `json:"waiting"`
 	Foreign        int             `json:"foreign_points"` // points of other servers' keys, left alone
-	DryRun         bool            `json:"dry_run"`
-	Duration       time.Duration   `json:"duration_ns"`
+	// Damaged are the point objects (in the vault or the store) that
+	// could not be read: skipped. While one in the vault is damaged no
+	// pack or index object is removed, since it may need any of them.
+	Damaged []DamagedPoint `json:"damaged"`
+	// PacksKept is set when no pack or index object was removed because
+	// a point in the vault is damaged.
+	PacksKept bool          `json:"packs_kept_for_damaged"`
+	DryRun    bool          `json:"dry_run"`
+	Duration  time.Duration `json:"duration_ns"`
 }
 
 // vaultListing is the complete listing of every copy.
@@ -131,7 +138,7 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 		o.Log = func(string) {}
 	}
 	start := o.Now()
-	res := &PruneResult{DryRun: o.DryRun, Waiting: []WaitingObject{}}
+	res := &PruneResult{DryRun: o.DryRun, Waiting: []WaitingObject{}, Damaged: []DamagedPoint{}}
 	// holdLock keeps the vault lock ours through a long prune: it renews
 	// the lock every quarter of its TTL, so no other prune ever takes it
 	// for stale, and stops prune when it was lost (broken meanwhile).
@@ -179,33 +186,40 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	}
 	// Read every point header (clear part, checked against its name) from
 	// a copy that has it.
+	// A point damaged on every copy that lists it is skipped and
+	// reported; a point that cannot be read for another reason (an
+	// outage) stops prune: both keep all their objects.
 	headers := map[string]PointHeader{}
+	vaultDamaged := 0
 	for _, name := range listing.union(PointsPrefix) {
-		id, err := idFromName(name)
-		if err != nil {
-			return nil, fmt.Errorf("prune: point object %s: %w", name, err)
-		}
-		var data []byte
-		var lerr error
+		var damage, outage error
+		where := ""
+		read := false
 		for i, b := range v.Copies() {
 			if _, ok := listing.copies[i][name]; !ok {
 				continue
 			}
-			if data, lerr = loadObject(ctx, b, name, id); lerr == nil {
+			h, err := readPointHeader(ctx, b, name)
+			if err == nil {
+				headers[name], read = h, true
 				break
 			}
+			if isDamage(err) {
+				if damage == nil {
+					damage, where = err, b.Location()
+				}
+			} else {
+				outage = err
+			}
 		}
-		if data == nil {
-			// An unreadable point keeps all its objects: it is never a
-			// reason to delete.
-			return nil, fmt.Errorf("prune: refusing to decide with an unreadable point: %w", lerr)
+		switch {
+		case read:
+		case outage != nil:
+			return nil, fmt.Errorf("prune: refusing to decide with an unreadable point: %w", outage)
+		default:
+			res.Damaged = append(res.Damaged, DamagedPoint{Name: name, Location: where, Err: damage})
+			vaultDamaged++
 		}
-		h, _, err := parsePoint(data)
-		if err != nil {
-			return nil, fmt.Errorf("prune: point object %s: %w", name, err)
-		}
-		h.ID = id
-		headers[name] = h
 	}
 
 	// Never decide from a short listing.
@@ -236,9 +250,12 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	// The plan: this server's points (its key), local ones included so
 	// that vault buckets count the points offload will bring.
 	local, err := s.ListPoints(ctx)
-	if err != nil {
+	if err != nil && !OnlyDamage(err) {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
+	// A damaged local point only leaves the policy's view (which then
+	// keeps more, never less); the vault's objects do not depend on it.
+	res.Damaged = append(res.Damaged, DamagedPoints(err)...)
 	isLocal := map[ID]bool{}
 	state := map[ID]CatalogState{}
 	for _, e := range cat {
@@ -383,10 +400,21 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	if !collectOrphans {
 		o.Log("the vault lists packs but no point: leaving unreferenced objects alone (an empty points listing is never a reason to delete)")
 	}
+	// A damaged point may need any pack: while one is in the vault no
+	// pack or index object is removed. The journal keeps what the points
+	// expired now leave behind for a prune after it is dealt with.
+	collect := vaultDamaged == 0
+	res.PacksKept = !collect
+	if !collect {
+		o.Log(fmt.Sprintf("%d point objects in the vault are damaged and may need any pack: removing no pack or index object until it is repaired or removed", vaultDamaged))
+	}
 	// Index objects before their packs: an index must never name a
 	// missing pack.
 	var cands []string
 	for _, prefix := range []string{IndexPrefix, PacksPrefix} {
+		if !collect {
+			break
+		}
 		for _, name := range listing.union(prefix) {
 			if needed[name] {
 				continue
@@ -417,7 +445,7 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 			}
 		}
 	}
-	if !o.DryRun {
+	if !o.DryRun && collect {
 		if err := pruneJournalClear(s); err != nil {
 			return res, err
 		}

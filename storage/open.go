@@ -175,6 +175,29 @@ func ParseURL(rawURL string) (URL, error) {
 // missing bucket, wrong keys or an unreachable endpoint show up, as one
 // clear error naming the URL, on the first call (see (*S3).Check).
 func Open(ctx context.Context, rawURL string, o Options) (Backend, error) {
+	b, err := open(ctx, rawURL, o)
+	if err == nil && openHook != nil {
+		b = openHook(rawURL, b)
+	}
+	return b, err
+}
+
+// openHook, when set, wraps every backend Open returns; see
+// SetOpenHookForTesting.
+var openHook func(url string, b Backend) Backend
+
+// SetOpenHookForTesting makes Open pass every backend it returns through
+// wrap (with the URL it was opened for), until the returned function is
+// called. It lets a test inject faults (a listing that comes back empty)
+// below commands that open their own backends; it is not safe for tests
+// that run in parallel, and nothing but tests may call it.
+func SetOpenHookForTesting(wrap func(url string, b Backend) Backend) (restore func()) {
+	old := openHook
+	openHook = wrap
+	return func() { openHook = old }
+}
+
+func open(ctx context.Context, rawURL string, o Options) (Backend, error) {
 	u, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err

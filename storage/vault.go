@@ -615,11 +615,27 @@ func (v *Vault) writeConfig(ctx context.Context, cfg VaultConfig) error {
 	return nil
 }
 
+// maxConfigProbe bounds how many config objects readConfig looks up by
+// name beyond the listing.
+const maxConfigProbe = 1000
+
 // readConfig reads the newest config object of the vault at b.
 func readConfig(ctx context.Context, b Backend) (VaultConfig, error) {
 	name, seq, found, err := newestSeq(ctx, b, VaultConfigPrefix)
 	if err != nil {
 		return VaultConfig{}, err
+	}
+	// Config objects are numbered 1, 2, … without gaps: look for the
+	// next ones by name, so that a listing that came back empty or short
+	// is not taken for a vault never created or for an older setting.
+	for i := 0; i < maxConfigProbe; i++ {
+		next := seqName(VaultConfigPrefix, seq+1, ".json")
+		if _, err := b.Stat(ctx, next); errors.Is(err, ErrNotFound) {
+			break
+		} else if err != nil {
+			return VaultConfig{}, fmt.Errorf("read vault config %s: %w", next, err)
+		}
+		name, seq, found = next, seq+1, true
 	}
 	if !found {
 		return VaultConfig{}, fmt.Errorf("no config object: %w", ErrNotFound)

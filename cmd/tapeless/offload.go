@@ -49,6 +49,10 @@ point is "archived, replication pending", its local copy is kept and the
 exit code is 3; the next offload copies what the secondary lacks and only
 then deletes the local copy. 'tapeless vault status' shows what is pending.
 
+A point object in the store that cannot be read (damaged) is skipped and
+reported (exit code 3): it is never offloaded or deleted, and no local
+pack is collected while it is there, since it may need any of them.
+
 Before anything moves, the local clock is compared with each S3 server's
 (more than 5 minutes apart: refused), incomplete multipart uploads left by
 a killed run are aborted, and the staging folder must have 5% of the data
@@ -86,6 +90,9 @@ type offloadJSON struct {
 	Plan   []offloadPlanRow       `json:"plan"`
 	Upload int64                  `json:"upload_bytes_at_most"`
 	Result *archive.OffloadResult `json:"result,omitempty"`
+	// Damaged are the store's point objects that cannot be read: not
+	// offloaded, kept locally with every local pack.
+	Damaged []archive.DamagedPoint `json:"damaged"`
 }
 
 type offloadPlanRow struct {
@@ -169,14 +176,26 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 	if err != nil {
 		return err
 	}
+	damaged := append([]archive.DamagedPoint{}, plan.archive.Damaged...)
+	var damageErr error
+	if len(damaged) > 0 {
+		damageErr = partialError{(&archive.DamagedPointsError{Points: damaged}).Error() +
+			"; they are kept locally, and no local pack is collected while they are there"}
+	}
 	if o.dryRun {
 		if g.json {
-			return writeJSON(g.stdout, offloadJSON{DryRun: true, Plan: planRows(plan), Upload: plan.Upload})
+			if err := writeJSON(g.stdout, offloadJSON{DryRun: true, Plan: planRows(plan), Upload: plan.Upload, Damaged: damaged}); err != nil {
+				return err
+			}
+			return damageErr
 		}
 		if g.quiet {
-			return nil
+			return damageErr
 		}
-		return formatOffloadPlan(g.stdout, plan, time.Local)
+		if err := formatOffloadPlan(g.stdout, plan, time.Local); err != nil {
+			return err
+		}
+		return damageErr
 	}
 	if cfg.Vault == nil || cfg.Vault.Name == "" {
 		return errors.New("this server is not registered to a vault: run 'tapeless register --credentials FILE' first")
@@ -217,17 +236,21 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 		return err
 	}
 	if g.json {
-		if err := writeJSON(g.stdout, offloadJSON{Plan: planRows(plan), Upload: plan.Upload, Result: res}); err != nil {
+		if err := writeJSON(g.stdout, offloadJSON{Plan: planRows(plan), Upload: plan.Upload, Result: res, Damaged: damaged}); err != nil {
 			return err
 		}
 	} else if !g.quiet {
 		printOffloadResult(g.stdout, res)
 	}
 	if pr := res.PendingReplication; pr.Objects > 0 {
-		return partialError{fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
-			pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), secondaryWhy(res))}
+		msg := fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
+			pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), secondaryWhy(res))
+		if damageErr != nil {
+			msg += "; " + damageErr.Error()
+		}
+		return partialError{msg}
 	}
-	return nil
+	return damageErr
 }
 
 func secondaryWhy(r *archive.OffloadResult) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,8 +20,10 @@ func init() { addCommand(newPointsCmd) }
 
 // vaultPointLister, when set (by the file that owns offload), lists the
 // points archived in the configured vault so `points` can show each
-// point's tier. Left nil, every point listed is local.
-var vaultPointLister func(ctx context.Context, c *config) ([]archive.PointHeader, error)
+// point's tier; known are the points the local catalogue records as
+// archived there, read by name when the listing lacks them. Left nil,
+// every point listed is local.
+var vaultPointLister func(ctx context.Context, c *config, known []archive.ID) ([]archive.PointHeader, error)
 
 type pointsOptions struct {
 	source string
@@ -36,6 +39,9 @@ type pointInfo struct {
 	Bytes  int64     `json:"bytes"`
 	Files  int64     `json:"files"`
 	Parent string    `json:"parent,omitempty"`
+	// Damaged says which copies of the point object cannot be read and
+	// why; a point with no readable copy has only ID, Tier and Damaged.
+	Damaged string `json:"damaged,omitempty"`
 }
 
 func newPointsCmd(g *globalOptions) *cobra.Command {
@@ -49,7 +55,13 @@ any unique prefix names a point in other commands), data source, time, tier
 (local: in the store, vault: archived only, both: archived and still local),
 logical size and file count.
 
-No passphrase is needed: this part of a point is stored in the clear.`,
+No passphrase is needed: this part of a point is stored in the clear.
+
+A point object that cannot be read (damaged) is listed with its ID and
+the damage, and the others are listed as usual; the exit code is then 3.
+When the vault's listing lacks points the local catalogue records as
+archived, they are read directly by name and the shortfall is reported
+(exit 3; exit 1 when some are not in the vault at all).`,
 		Example: `  tapeless points
   tapeless points --source home
   tapeless points --json | jq -r '.[] | select(.tier=="local") | .id'`,
@@ -63,44 +75,80 @@ No passphrase is needed: this part of a point is stored in the clear.`,
 }
 
 // listAllPoints merges the store's points with the vault's (when a lister
-// is installed) and marks each point's tier. Points that cannot be read are
-// left out and named in the error, which comes with the rest.
+// is installed) and marks each point's tier. Damaged points get a row of
+// their own (ID, tier, damage); they and points that cannot be read are
+// named in the error, which comes with the rest.
 func listAllPoints(ctx context.Context, g *globalOptions) ([]pointInfo, error) {
 	v, cfg, err := openStoreView(ctx, g)
 	if err != nil {
 		return nil, err
 	}
 	local, listErr := archive.ListPoints(ctx, v.Objects)
+	dir := v.Dir
 	v.Close()
-	byID := map[archive.ID]*pointInfo{}
+	if local == nil && listErr != nil && !archive.OnlyDamage(listErr) {
+		return nil, listErr
+	}
+	byID := map[string]*pointInfo{}
 	var out []*pointInfo
 	add := func(h archive.PointHeader, tier string) {
-		if p, ok := byID[h.ID]; ok {
+		p, ok := byID[h.ID.String()]
+		if ok && p.Source != "" {
 			if p.Tier != tier {
 				p.Tier = "both"
 			}
 			return
 		}
-		p := &pointInfo{ID: h.ID.String(), Source: h.Source, Time: h.Time, Host: h.Host, Tier: tier, Bytes: h.Bytes, Files: h.Files}
+		if !ok {
+			p = &pointInfo{Tier: tier}
+			byID[h.ID.String()] = p
+			out = append(out, p)
+		} else if p.Tier != tier {
+			p.Tier = "both" // a damaged copy was seen first
+		}
+		p.ID, p.Source, p.Time, p.Host, p.Bytes, p.Files = h.ID.String(), h.Source, h.Time, h.Host, h.Bytes, h.Files
 		if h.Parent != nil {
 			p.Parent = h.Parent.String()
 		}
-		byID[h.ID] = p
-		out = append(out, p)
+	}
+	damaged := func(d archive.DamagedPoint, tier string) {
+		id := path.Base(d.Name)
+		what := map[string]string{"local": "store copy", "vault": "vault copy"}[tier] + ": " + d.Err.Error()
+		p, ok := byID[id]
+		if !ok {
+			p = &pointInfo{ID: id, Tier: tier}
+			byID[id] = p
+			out = append(out, p)
+		} else if p.Tier != tier {
+			p.Tier = "both"
+		}
+		p.Damaged = strings.TrimPrefix(p.Damaged+"; "+what, "; ")
 	}
 	for _, h := range local {
 		add(h, "local")
 	}
+	for _, d := range archive.DamagedPoints(listErr) {
+		damaged(d, "local")
+	}
 	if vaultPointLister != nil && cfg.Vault != nil {
-		remote, err := vaultPointLister(ctx, cfg)
+		remote, err := vaultPointLister(ctx, cfg, catalogArchived(ctx, dir, cfg.Vault.Name))
 		if err != nil {
-			listErr = errors.Join(listErr, fmt.Errorf("list vault points: %w", err))
+			listErr = errors.Join(listErr, fmt.Errorf("vault %s: %w", cfg.Vault.Name, err))
 		}
 		for _, h := range remote {
 			add(h, "vault")
 		}
+		for _, d := range archive.DamagedPoints(err) {
+			damaged(d, "vault")
+		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	// Oldest first; points with no readable copy (no time) last.
+	sort.SliceStable(out, func(i, j int) bool {
+		if (out[i].Source == "") != (out[j].Source == "") {
+			return out[j].Source == ""
+		}
+		return out[i].Time.Before(out[j].Time)
+	})
 	res := make([]pointInfo, len(out))
 	for i, p := range out {
 		res[i] = *p
@@ -108,14 +156,48 @@ func listAllPoints(ctx context.Context, g *globalOptions) ([]pointInfo, error) {
 	return res, listErr
 }
 
+// onlySkipped reports whether err (from listing points) says only that
+// some points were skipped: damaged ones, or ones the vault's listing
+// lacked but that were read by name. Such a run is partial (exit 3);
+// anything else, such as a point not in the vault at all, is an error.
+func onlySkipped(err error) bool {
+	switch e := err.(type) {
+	case nil, *archive.DamagedPointsError:
+		return true
+	case *archive.ShortListingError:
+		return len(e.Missing) == 0
+	case interface{ Unwrap() []error }:
+		for _, c := range e.Unwrap() {
+			if !onlySkipped(c) {
+				return false
+			}
+		}
+		return true
+	}
+	if u := errors.Unwrap(err); u != nil {
+		return onlySkipped(u)
+	}
+	return false
+}
+
+// skippedError turns a listing error that only reports skipped points
+// into a partialError (exit 3); other errors pass.
+func skippedError(err error) error {
+	if err != nil && onlySkipped(err) {
+		return partialError{err.Error()}
+	}
+	return err
+}
+
 func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
 	all, listErr := listAllPoints(ctx, g)
-	if all == nil && listErr != nil {
+	if all == nil && listErr != nil && !onlySkipped(listErr) {
 		return listErr
 	}
 	rows := []pointInfo{}
 	for _, p := range all {
-		if o.source == "" || p.Source == o.source {
+		// A damaged point's source is unknown: it is always shown.
+		if o.source == "" || p.Source == o.source || p.Source == "" {
 			rows = append(rows, p)
 		}
 	}
@@ -125,12 +207,18 @@ func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
 			return err
 		}
 	case g.quiet:
-	case len(rows) == 0:
+	case len(rows) == 0 && listErr == nil:
 		fmt.Fprintln(g.stdout, "No recovery points.")
+	case len(rows) == 0:
+		// The error says what could not be listed.
 	default:
 		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSOURCE\tTIME\tTIER\tSIZE\tFILES")
 		for _, p := range rows {
+			if p.Source == "" {
+				fmt.Fprintf(tw, "%s\t(damaged)\t-\t%s\t-\t-\n", shortHex(p.ID), p.Tier)
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", p.ID[:12], termSafe(p.Source), p.Time.Local().Format("2006-01-02 15:04:05"),
 				p.Tier, storage.FormatBytes(p.Bytes), p.Files)
 		}
@@ -138,7 +226,15 @@ func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
 			return err
 		}
 	}
-	return listErr
+	return skippedError(listErr)
+}
+
+// shortHex is the first 12 characters of s, or s when shorter.
+func shortHex(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
 }
 
 // resolvePoint finds the one point among ps whose ID starts with prefix.

@@ -35,6 +35,11 @@ deletes the point objects it expires, and then removes the packs and index
 objects no remaining point of any server needs. Points whose replication
 is pending are never expired; an empty vault policy expires nothing.
 
+A point object that cannot be read (damaged) is skipped and reported, and
+the exit code is 3; while a point in the vault is damaged, prune still
+expires points but removes no pack or index object, since the damaged
+point may need any of them.
+
 Prune holds the vault lock "prune" while it runs. It refuses to delete
 anything when the vault listing lacks a point the local catalogue says is
 archived (a listing that came back short must never look like deleted
@@ -106,17 +111,25 @@ func runPrune(ctx context.Context, g *globalOptions, o pruneOptions) error {
 		}
 		out.Repack = &est
 	}
+	// Damaged points were skipped: partial (exit 3).
+	var damageErr error
+	if n := len(res.Damaged); n > 0 {
+		damageErr = partialError{(&archive.DamagedPointsError{Points: res.Damaged}).Error()}
+	}
 	if g.json {
-		return writeJSON(g.stdout, out)
+		if err := writeJSON(g.stdout, out); err != nil {
+			return err
+		}
+		return damageErr
 	}
 	if g.quiet {
-		return nil
+		return damageErr
 	}
 	printPruneResult(g.stdout, plan, res, policy)
 	if out.Repack != nil {
 		printRepackEstimate(g.stdout, *out.Repack)
 	}
-	return nil
+	return damageErr
 }
 
 func printRepackEstimate(w io.Writer, e archive.RepackEstimate) {
@@ -158,6 +171,16 @@ func printPruneResult(w io.Writer, plan retention.Plan, r *archive.PruneResult, 
 		verb, len(r.Expired), r.ObjectsRemoved, storage.FormatBytes(r.BytesRemoved), r.Orphans)
 	if r.Foreign > 0 {
 		fmt.Fprintf(w, "%d points of other servers' keys were left to their own prune.\n", r.Foreign)
+	}
+	if n := len(r.Damaged); n > 0 {
+		fmt.Fprintf(w, "Damaged point objects skipped: %d\n", n)
+		for _, d := range r.Damaged {
+			fmt.Fprintf(w, "  damaged  %s\n", d)
+		}
+	}
+	if r.PacksKept {
+		fmt.Fprintf(w, "%s: a damaged point in the vault may need any of them. Prune collects them once the point is repaired or removed.\n",
+			map[bool]string{false: "No pack or index object was removed", true: "No pack or index object would be removed"}[r.DryRun])
 	}
 	if n := len(r.Waiting); n > 0 {
 		fmt.Fprintf(w, "%d objects are under object lock and wait for their retention to end:\n", n)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -57,6 +58,9 @@ type statusJSON struct {
 	PendingReplication *archive.PendingSummary `json:"pending_replication,omitempty"`
 	LastOffload        *time.Time              `json:"last_offload,omitempty"`
 	CatalogError       string                  `json:"catalog_error,omitempty"`
+	// Damaged are the store's point objects that cannot be read; they
+	// are not counted in LocalPoints.
+	Damaged []archive.DamagedPoint `json:"damaged"`
 }
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
@@ -98,8 +102,14 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	}
 	local, err := archive.ListPoints(ctx, objs)
 	objs.Close()
-	if err != nil {
+	if err != nil && !archive.OnlyDamage(err) {
 		return err
+	}
+	// A damaged point is reported and skipped; it must not hide the rest.
+	out.Damaged = append([]archive.DamagedPoint{}, archive.DamagedPoints(err)...)
+	var damageErr error
+	if len(out.Damaged) > 0 {
+		damageErr = partialError{err.Error()}
 	}
 	out.LocalPoints = len(local)
 	for _, p := range local {
@@ -132,14 +142,23 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	}
 	out.PendingReplication = p
 	if g.json {
-		return writeJSON(g.stdout, out)
+		if err := writeJSON(g.stdout, out); err != nil {
+			return err
+		}
+		return damageErr
 	}
 	if g.quiet {
-		return nil
+		return damageErr
 	}
 	w := g.stdout
 	fmt.Fprintf(w, "Config:       %s\n", out.Config)
 	fmt.Fprintf(w, "Store:        %s: %d local points (%s of source data)\n", out.Store, out.LocalPoints, storage.FormatBytes(out.LocalBytes))
+	if n := len(out.Damaged); n > 0 {
+		fmt.Fprintf(w, "Damaged:      %d of the store's point objects cannot be read and were skipped (run 'tapeless verify'):\n", n)
+		for _, d := range out.Damaged {
+			fmt.Fprintf(w, "                %s: %v\n", shortHex(path.Base(d.Name)), d.Err)
+		}
+	}
 	if out.Vault != "" {
 		fmt.Fprintf(w, "Vault:        %s (%s)\n", out.Vault, out.Replication)
 	} else {
@@ -151,10 +170,10 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	}
 	if catErr != nil {
 		fmt.Fprintf(w, "Offloaded:    unknown: %s\n", out.CatalogError)
-		return nil
+		return damageErr
 	}
 	fmt.Fprintf(w, "Offloaded:    %d points archived, %d uploading (an interrupted offload; the next one finishes it), %d expired by prune; last %s\n",
 		out.Archived, out.Uploading, out.Expired, last)
 	printPendingReplication(w, p, nil)
-	return nil
+	return damageErr
 }

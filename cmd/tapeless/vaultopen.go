@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -111,15 +112,37 @@ func objectHashFromName(name string) ([32]byte, bool) {
 	return id, true
 }
 
-// listVaultPoints lists the points archived in the configured vault.
-func listVaultPoints(ctx context.Context, c *config) ([]archive.PointHeader, error) {
+// listVaultPoints lists the points archived in the configured vault; a
+// point of known the listing lacks is read by name (see
+// archive.ListPointsKnown).
+func listVaultPoints(ctx context.Context, c *config, known []archive.ID) ([]archive.PointHeader, error) {
 	g := &globalOptions{quiet: true}
 	o, err := openVaultForRead(ctx, g, c)
 	if err != nil {
 		return nil, err
 	}
 	defer o.Close()
-	return archive.ListPoints(ctx, o.read)
+	return archive.ListPointsKnown(ctx, o.read, known)
+}
+
+// catalogArchived returns the points the offload catalogue of the store in
+// dir records as archived in vault (the points its listing must show). It
+// is best effort: while a backup or offload holds the catalogue, nil.
+func catalogArchived(ctx context.Context, dir, vault string) []archive.ID {
+	if dir == "" {
+		return nil
+	}
+	cat, err := archive.CatalogAt(ctx, dir)
+	if err != nil {
+		return nil
+	}
+	var out []archive.ID
+	for _, e := range cat {
+		if e.Archived() && (e.Vault == "" || strings.EqualFold(e.Vault, vault)) {
+			out = append(out, e.Point)
+		}
+	}
+	return out
 }
 
 // vaultSource is a point found in the vault for restore, read through the
@@ -147,8 +170,21 @@ func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix
 	if err != nil {
 		return nil, err
 	}
-	pts, listErr := archive.ListPoints(ctx, ov.read)
+	// Points the catalogue knows are found even when the vault's listing
+	// lacks them, and a full ID is looked up by name in any case: restore
+	// never depends on a listing that may come back short.
+	pts, listErr := archive.ListPointsKnown(ctx, ov.read, catalogArchived(ctx, cfg.Store, cfg.Vault.Name))
 	p, err := resolvePoint(pts, prefix)
+	if id, perr := archive.ParseID(strings.ToLower(strings.TrimSpace(prefix))); errors.Is(err, errNoPoint) && perr == nil {
+		if h, lerr := archive.LoadPointHeader(ctx, ov.read, id); lerr == nil {
+			p, err = h, nil
+		} else if !errors.Is(lerr, storage.ErrNotFound) {
+			listErr = errors.Join(listErr, lerr)
+		}
+	}
+	if err == nil && listErr != nil && !g.quiet {
+		fmt.Fprintf(g.stderr, "note: %v\n", listErr)
+	}
 	if err != nil {
 		ov.Close()
 		if listErr != nil {
