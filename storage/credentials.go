@@ -232,7 +232,7 @@ func (v *Vault) IssueCredentials(ctx context.Context, keys AccessKeys, now time.
 	// for one sequence number: the loser's Save fails with ErrExists and it
 	// takes the next number.
 	for attempt := 0; ; attempt++ {
-		_, seq, _, err := newestSeq(ctx, v.primary, VaultCredentialsPrefix)
+		_, seq, _, err := newestSeq(ctx, v.primary, VaultCredentialsPrefix, ".json")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -257,7 +257,7 @@ func (v *Vault) IssueCredentials(ctx context.Context, keys AccessKeys, now time.
 // LatestCredentialsIssue returns the newest issue record, or nil when no
 // file was ever issued.
 func (v *Vault) LatestCredentialsIssue(ctx context.Context) (*CredentialsIssue, error) {
-	name, seq, found, err := newestSeq(ctx, v.primary, VaultCredentialsPrefix)
+	name, seq, found, err := newestSeq(ctx, v.primary, VaultCredentialsPrefix, ".json")
 	if err != nil || !found {
 		return nil, err
 	}

@@ -497,3 +497,32 @@ func TestCredentialsVaultOfEarlierVersion(t *testing.T) {
 		}
 	})
 }
+
+// emptyListing is a real backend whose listings come back empty.
+type emptyListing struct{ storage.Backend }
+
+func (emptyListing) List(context.Context, string, func(storage.Info) error) error { return nil }
+
+// A credentials listing that comes back empty must not make a superseded
+// file valid again (nor lose the newest record).
+func TestCredentialsShortListingKeepsNewest(t *testing.T) {
+	forKinds(t, func(t *testing.T, k kind) {
+		ctx := context.Background()
+		a := k.account(t, "primary")
+		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "listing", Replication: storage.LRS})
+		first := mustIssue(t, v, storage.AccessKeys{}, t0)
+		second := mustIssue(t, v, storage.AccessKeys{}, t0)
+		defer storage.SetOpenHookForTesting(func(url string, b storage.Backend) storage.Backend { return emptyListing{b} })()
+		_, _, err := storage.ValidateCredentials(ctx, first, t0.Add(time.Second), a.Options)
+		wantInvalid(t, "first of two issues, listings empty", err)
+		_, w, err := storage.ValidateCredentials(ctx, second, t0.Add(time.Second), a.Options)
+		if err != nil {
+			t.Fatalf("second of two issues with empty listings: %v", err)
+		}
+		defer w.Close()
+		rec, err := w.LatestCredentialsIssue(ctx)
+		if err != nil || rec == nil || rec.Serial == "" {
+			t.Fatalf("LatestCredentialsIssue with empty listings = %+v, %v", rec, err)
+		}
+	})
+}

@@ -105,7 +105,7 @@ func (v *Vault) SaveKeyEnvelope(ctx context.Context, fp string, env []byte) (uin
 		return 0, err
 	}
 	dir := VaultKeysPrefix + fp + "/"
-	_, seq, _, err := newestSeq(ctx, v.primary, dir)
+	_, seq, _, err := newestSeq(ctx, v.primary, dir, "")
 	if err != nil {
 		return 0, err
 	}
@@ -122,7 +122,7 @@ func (v *Vault) LoadKeyEnvelope(ctx context.Context, fp string) ([]byte, uint64,
 	if err := checkFingerprint(fp); err != nil {
 		return nil, 0, err
 	}
-	name, seq, found, err := newestSeq(ctx, v.primary, VaultKeysPrefix+fp+"/")
+	name, seq, found, err := newestSeq(ctx, v.primary, VaultKeysPrefix+fp+"/", "")
 	if err != nil {
 		return nil, 0, err
 	}

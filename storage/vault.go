@@ -588,7 +588,7 @@ func copyMissing(ctx context.Context, src, dst Backend) error {
 // writer makes Save fail with ErrExists, which is reported, not retried:
 // two people changing one vault at once should look again.
 func (v *Vault) writeConfig(ctx context.Context, cfg VaultConfig) error {
-	_, seq, _, err := newestSeq(ctx, v.primary, VaultConfigPrefix)
+	_, seq, _, err := newestSeq(ctx, v.primary, VaultConfigPrefix, ".json")
 	if err != nil {
 		return err
 	}
@@ -615,27 +615,15 @@ func (v *Vault) writeConfig(ctx context.Context, cfg VaultConfig) error {
 	return nil
 }
 
-// maxConfigProbe bounds how many config objects readConfig looks up by
+// maxSeqProbe bounds how many objects of a sequence newestSeq looks up by
 // name beyond the listing.
-const maxConfigProbe = 1000
+const maxSeqProbe = 1000
 
 // readConfig reads the newest config object of the vault at b.
 func readConfig(ctx context.Context, b Backend) (VaultConfig, error) {
-	name, seq, found, err := newestSeq(ctx, b, VaultConfigPrefix)
+	name, seq, found, err := newestSeq(ctx, b, VaultConfigPrefix, ".json")
 	if err != nil {
 		return VaultConfig{}, err
-	}
-	// Config objects are numbered 1, 2, … without gaps: look for the
-	// next ones by name, so that a listing that came back empty or short
-	// is not taken for a vault never created or for an older setting.
-	for i := 0; i < maxConfigProbe; i++ {
-		next := seqName(VaultConfigPrefix, seq+1, ".json")
-		if _, err := b.Stat(ctx, next); errors.Is(err, ErrNotFound) {
-			break
-		} else if err != nil {
-			return VaultConfig{}, fmt.Errorf("read vault config %s: %w", next, err)
-		}
-		name, seq, found = next, seq+1, true
 	}
 	if !found {
 		return VaultConfig{}, fmt.Errorf("no config object: %w", ErrNotFound)
@@ -673,7 +661,7 @@ func seqName(dir string, seq uint64, ext string) string {
 
 // newestSeq finds the object with the highest sequence number directly in
 // dir (names made by seqName with any extension). Other names are ignored.
-func newestSeq(ctx context.Context, b Backend, dir string) (name string, seq uint64, found bool, err error) {
+func newestSeq(ctx context.Context, b Backend, dir, ext string) (name string, seq uint64, found bool, err error) {
 	err = b.List(ctx, dir, func(i Info) error {
 		rest := strings.TrimPrefix(i.Name, dir)
 		if len(rest) < 20 || strings.Contains(rest, "/") {
@@ -690,6 +678,20 @@ func newestSeq(ctx context.Context, b Backend, dir string) (name string, seq uin
 	})
 	if err != nil {
 		return "", 0, false, fmt.Errorf("list %s%s: %w", b.Location(), "/"+dir, err)
+	}
+	// Sequences are numbered 1, 2, … without gaps (a writer takes newest
+	// + 1, a loser of a race the next): look for the next ones by name, so
+	// that a listing that came back empty or short is never taken for an
+	// older state — an older config, or a superseded credentials file
+	// made valid again.
+	for i := 0; i < maxSeqProbe; i++ {
+		next := seqName(dir, seq+1, ext)
+		if _, err := b.Stat(ctx, next); errors.Is(err, ErrNotFound) {
+			break
+		} else if err != nil {
+			return "", 0, false, fmt.Errorf("look for %s at %s: %w", next, b.Location(), err)
+		}
+		name, seq, found = next, seq+1, true
 	}
 	return name, seq, found, nil
 }
