@@ -237,9 +237,15 @@ func shortHex(s string) string {
 	return s
 }
 
-// resolvePoint finds the one point among ps whose ID starts with prefix.
+// resolvePoint finds the one point among ps whose ID starts with prefix,
+// or for "latest" the newest point, for "latest:SOURCE" the newest of one
+// data source.
 func resolvePoint(ps []archive.PointHeader, prefix string) (archive.PointHeader, error) {
-	prefix = strings.ToLower(strings.TrimSpace(prefix))
+	prefix = strings.TrimSpace(prefix)
+	if source, ok := latestSource(prefix); ok {
+		return latestPoint(ps, source)
+	}
+	prefix = strings.ToLower(prefix)
 	if prefix == "" {
 		return archive.PointHeader{}, usageError{fmt.Errorf("%w: empty point ID", errNoPoint)}
 	}
@@ -260,4 +266,36 @@ func resolvePoint(ps []archive.PointHeader, prefix string) (archive.PointHeader,
 		ids = append(ids, p.ID.String()[:16])
 	}
 	return archive.PointHeader{}, usageError{fmt.Errorf("point ID prefix %q is ambiguous: it matches %s", prefix, strings.Join(ids, ", "))}
+}
+
+// latestSource reports whether arg names the newest point ("latest", or
+// "latest:SOURCE" for one data source) and of which source ("" for any).
+func latestSource(arg string) (string, bool) {
+	if arg == "latest" {
+		return "", true
+	}
+	source, ok := strings.CutPrefix(arg, "latest:")
+	return source, ok && source != ""
+}
+
+// latestPoint returns the newest point of source ("" for any) among ps;
+// points of equal time are ordered by ID, as everywhere else.
+func latestPoint(ps []archive.PointHeader, source string) (archive.PointHeader, error) {
+	var best archive.PointHeader
+	found := false
+	for _, p := range ps {
+		if source != "" && p.Source != source {
+			continue
+		}
+		if !found || p.Time.After(best.Time) || p.Time.Equal(best.Time) && p.ID.String() > best.ID.String() {
+			best, found = p, true
+		}
+	}
+	if !found {
+		if source != "" {
+			return best, fmt.Errorf("%w of data source %q: see 'tapeless points'", errNoPoint, source)
+		}
+		return best, fmt.Errorf("%w: there are none yet", errNoPoint)
+	}
+	return best, nil
 }

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/storage"
@@ -32,9 +33,23 @@ type openedVault struct {
 	// schedule offload applies once to all its uploads together.
 	upload   archive.VaultTarget
 	throttle *storage.ThrottleSchedule
+
+	g         *globalOptions // where fallback notes go
+	mu        sync.Mutex
+	fallbacks int // reads served by (or tried on) the secondary copy
 }
 
-func (o *openedVault) Close() error { return o.v.Close() }
+// Close closes the vault and, when more reads than the first fell back to
+// the secondary copy, says how many.
+func (o *openedVault) Close() error {
+	o.mu.Lock()
+	if n := o.fallbacks - 1; n > 0 && o.g != nil && !o.g.quiet {
+		fmt.Fprintf(o.g.stderr, "note: %d more reads fell back to the secondary copy of vault %s\n", n, o.v.Name())
+	}
+	o.fallbacks = 0
+	o.mu.Unlock()
+	return o.v.Close()
+}
 
 // openVault opens the vault of cfg. Fallback reads are reported on
 // g.stderr (unless --quiet).
@@ -43,7 +58,7 @@ func openVault(ctx context.Context, g *globalOptions, cfg *config) (*openedVault
 	if err != nil {
 		return nil, err
 	}
-	o := &openedVault{v: v}
+	o := &openedVault{v: v, g: g}
 	wrap := func(b storage.Backend) storage.Backend { return b }
 	if cfg.Throttle != "" {
 		sched, err := storage.ParseThrottle(cfg.Throttle)
@@ -63,7 +78,11 @@ func openVault(ctx context.Context, g *globalOptions, cfg *config) (*openedVault
 		o.target.Secondary = wrap(s)
 		o.read = storage.Replicated(o.target.Primary, o.target.Secondary,
 			storage.WithFallbackReport(func(f storage.Fallback) {
-				if !g.quiet {
+				// One note per run: a restore that falls back does so for
+				// every object, and the first says why.
+				o.mu.Lock()
+				defer o.mu.Unlock()
+				if o.fallbacks++; o.fallbacks == 1 && !g.quiet {
 					fmt.Fprintf(g.stderr, "note: %s\n", f)
 				}
 			}),
