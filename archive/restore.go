@@ -37,8 +37,10 @@ type RestoreOptions struct {
 	// Overwrite replaces existing files and symlinks; without it an
 	// existing entry is an error. Existing directories are merged into.
 	Overwrite bool
-	// SpecialBits restores setuid and setgid on files; without it they are
-	// dropped (a restore should not plant set-ID programs by default).
+	// SpecialBits restores setuid and setgid on files and file
+	// capabilities (the security.capability xattr); without it they are
+	// dropped and counted (a restore should not plant privileged programs
+	// by default).
 	SpecialBits bool
 	// Progress, when set, is called about every 200 ms and at the end.
 	Progress func(RestoreProgress)
@@ -75,9 +77,18 @@ type RestoreSummary struct {
 	Written   int64  `json:"bytes_written"` // data actually written (holes skipped)
 	// Warnings lists metadata that could not be restored (owners without
 	// privilege, xattrs the target file system refuses).
-	Warnings []string      `json:"warnings,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Warnings []string `json:"warnings,omitempty"`
+	// SetIDDropped counts files whose setuid or setgid bit was not
+	// restored, CapabilitiesDropped files whose file capabilities
+	// (security.capability) were not: both need SpecialBits.
+	SetIDDropped        int64         `json:"setid_dropped,omitempty"`
+	CapabilitiesDropped int64         `json:"capabilities_dropped,omitempty"`
+	Duration            time.Duration `json:"duration_ns"`
 }
+
+// xattrCapability is the extended attribute holding a file's capabilities
+// (setcap); cap_setuid+ep makes a program as powerful as setuid root.
+const xattrCapability = "security.capability"
 
 // ErrPathNotInPoint is returned when RestoreOptions.Path names nothing in
 // the point.
@@ -160,6 +171,7 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
 	rs.sum.Duration = time.Since(start)
+	rs.summarize()
 	rs.report(true)
 	return rs.sum, nil
 }
@@ -347,6 +359,19 @@ func (rs *restoreRun) warn(format string, a ...any) {
 	if len(rs.sum.Warnings) < maxWarnings {
 		rs.sum.Warnings = append(rs.sum.Warnings, fmt.Sprintf(format, a...))
 	}
+}
+
+// summarize puts what was deliberately left out first in the warnings,
+// where the cap on their number cannot drop it.
+func (rs *restoreRun) summarize() {
+	var head []string
+	if n := rs.sum.SetIDDropped; n > 0 {
+		head = append(head, fmt.Sprintf("%d files' setuid/setgid bits not restored; use --special-bits", n))
+	}
+	if n := rs.sum.CapabilitiesDropped; n > 0 {
+		head = append(head, fmt.Sprintf("%d file capabilities not restored; use --special-bits", n))
+	}
+	rs.sum.Warnings = append(head, rs.sum.Warnings...)
 }
 
 // selected tells whether a node is restored: the sub-path, anything under
@@ -784,12 +809,26 @@ func (rs *restoreRun) fileMeta(f *os.File, n *Node, dest string) error {
 	if err := f.Chmod(fileMode(n.Perm, rs.o.SpecialBits)); err != nil {
 		return fmt.Errorf("restore %s: %w", dest, err)
 	}
+	if !rs.o.SpecialBits && n.Perm&0o6000 != 0 {
+		rs.mu.Lock()
+		rs.sum.SetIDDropped++
+		rs.mu.Unlock()
+	}
 	rs.setXattrs(int(f.Fd()), n, dest)
 	return nil
 }
 
+// setXattrs restores n's extended attributes, except file capabilities
+// without SpecialBits: like a set-ID bit they would plant a privileged
+// program.
 func (rs *restoreRun) setXattrs(fd int, n *Node, dest string) {
 	for _, x := range n.Xattrs {
+		if x.Name == xattrCapability && !rs.o.SpecialBits {
+			rs.mu.Lock()
+			rs.sum.CapabilitiesDropped++
+			rs.mu.Unlock()
+			continue
+		}
 		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
 			rs.warn("%s: xattr %s not restored: %v", dest, x.Name, err)
 		}

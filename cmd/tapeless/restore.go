@@ -38,8 +38,10 @@ restored; paths keep their place, so PATH a/b lands in DIR/a/b.
 Contents, modes, modification times, symlinks, hard links and sparse holes
 are restored, and owners and extended attributes where permitted (owners
 need root; a refusal is reported as a warning). setuid and setgid bits on
-files are dropped unless --special-bits is given. Each file's size and
-SHA-256 are checked as it is written.
+files and file capabilities (the security.capability attribute set by
+setcap, which can be as powerful as setuid root) are dropped unless
+--special-bits is given; the summary counts what was dropped. Each file's
+size and SHA-256 are checked as it is written.
 
 Restore never writes outside DIR: entries with '..', absolute names or a
 path through a symlink are refused, and symlinks are created last. Existing
@@ -64,7 +66,7 @@ passphrase fails before anything is written.`,
 	f := c.Flags()
 	f.StringVar(&o.target, "target", "", "directory to restore into (required)")
 	f.BoolVar(&o.overwrite, "overwrite", false, "replace existing files and symlinks in the target")
-	f.BoolVar(&o.specialBits, "special-bits", false, "restore setuid and setgid bits on files")
+	f.BoolVar(&o.specialBits, "special-bits", false, "restore setuid and setgid bits and file capabilities on files")
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "read the encryption passphrase from this file (env TAPELESS_PASSPHRASE_FILE)")
 	return c
 }
