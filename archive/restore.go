@@ -138,7 +138,16 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
+	cc, err := newConflictCheck(o.Target, o.Overwrite)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	rs.conflicts = cc
 	packs, err := rs.plan(mr)
+	cc.close()
+	if err == nil {
+		err = cc.err()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
@@ -242,12 +251,13 @@ type restoreRun struct {
 	root *os.Root
 	sub  string
 
-	heads    map[string]*Node // hard-link group heads outside sub
-	topLinks []*Node          // symlinks at the top of the target
-	start    time.Time
-	total    int64
-	lastRep  time.Time
-	main     *fileWriter // for files written by the main loop
+	heads     map[string]*Node // hard-link group heads outside sub
+	conflicts *conflictCheck   // used by plan
+	topLinks  []*Node          // symlinks at the top of the target
+	start     time.Time
+	total     int64
+	lastRep   time.Time
+	main      *fileWriter // for files written by the main loop
 
 	// Files are written by workers; the main loop waits for them (drain)
 	// before it links to a file or closes a directory.
@@ -444,8 +454,9 @@ func (c *treeCheck) enter(n *Node) (closed []*openDir, parent *openDir, err erro
 	return closed, c.stack[len(c.stack)-1], nil
 }
 
-// plan is the first pass: it checks the manifest and returns the packs
-// holding the chunks the selection needs.
+// plan is the first pass: it checks the manifest, finds what is in the
+// way in the target, and returns the packs holding the chunks the
+// selection needs.
 func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 	var tc treeCheck
 	packs := map[ID]bool{}
@@ -490,6 +501,7 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 			continue
 		}
 		found = found || rs.inSub(n.Path)
+		rs.conflicts.check(n)
 		if n.LinkTo != "" {
 			if head, ok := rs.heads[n.LinkTo]; ok {
 				total += head.Size
@@ -897,4 +909,105 @@ func (rs *restoreRun) dirMeta(n *Node) error {
 		return fmt.Errorf("restore %s: set times: %w", n.Path, err)
 	}
 	return nil
+}
+
+// conflictCheck finds, before anything is written, the entries of the
+// selection that the target already has in the way, so a restore that
+// would be refused is refused before it writes anything.
+type conflictCheck struct {
+	root      *os.Root // nil when the target is missing or empty
+	overwrite bool
+	exist     []string // would replace an existing entry (needs Overwrite)
+	dirs      []string // a directory is where a non-directory goes
+	nExist    int
+	nDirs     int
+}
+
+// maxConflictsNamed is how many conflicting paths an error names.
+const maxConflictsNamed = 10
+
+func newConflictCheck(target string, overwrite bool) (*conflictCheck, error) {
+	c := &conflictCheck{overwrite: overwrite}
+	fi, err := os.Stat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("target %s is not a directory", target)
+	}
+	root, err := os.OpenRoot(target)
+	if err != nil {
+		return nil, fmt.Errorf("open target: %w", err)
+	}
+	d, err := root.Open(".")
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("open target: %w", err)
+	}
+	_, err = d.Readdirnames(1)
+	d.Close()
+	if err == io.EOF { // empty: nothing can be in the way
+		root.Close()
+		return c, nil
+	}
+	c.root = root
+	return c, nil
+}
+
+func (c *conflictCheck) close() {
+	if c.root != nil {
+		c.root.Close()
+		c.root = nil
+	}
+}
+
+// check notes whether the target has something in n's way. Only what the
+// write pass would refuse counts; an error reading the target is left to
+// the write pass to report where it happens.
+func (c *conflictCheck) check(n *Node) {
+	if c.root == nil {
+		return
+	}
+	fi, err := c.root.Lstat(n.Path)
+	if err != nil {
+		return
+	}
+	switch {
+	case n.Type == TypeDir && fi.IsDir():
+		// merged into
+	case fi.IsDir():
+		c.nDirs++
+		if len(c.dirs) < maxConflictsNamed {
+			c.dirs = append(c.dirs, n.Path)
+		}
+	case !c.overwrite:
+		c.nExist++
+		if len(c.exist) < maxConflictsNamed {
+			c.exist = append(c.exist, n.Path)
+		}
+	}
+}
+
+// err describes every conflict found, or is nil.
+func (c *conflictCheck) err() error {
+	list := func(paths []string, n int) string {
+		s := strings.Join(paths, ", ")
+		if n > len(paths) {
+			s += fmt.Sprintf(" and %d more", n-len(paths))
+		}
+		return s
+	}
+	var errs []error
+	if c.nExist > 0 {
+		errs = append(errs, fmt.Errorf("%d entries already exist in the target: %s (use --overwrite to replace them): %w",
+			c.nExist, list(c.exist, c.nExist), fs.ErrExist))
+	}
+	if c.nDirs > 0 {
+		errs = append(errs, fmt.Errorf("%d entries have a directory in their place in the target, which restore never replaces: %s (remove them or restore elsewhere)",
+			c.nDirs, list(c.dirs, c.nDirs)))
+	}
+	return errors.Join(errs...)
 }
