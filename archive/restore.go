@@ -42,6 +42,10 @@ type RestoreOptions struct {
 	// dropped and counted (a restore should not plant privileged programs
 	// by default).
 	SpecialBits bool
+	// Partial restores every selected file whose content is readable and
+	// lists the others in the summary, when packs are missing or damaged;
+	// without it such a restore fails before writing (UnavailableError).
+	Partial bool
 	// Progress, when set, is called about every 200 ms and at the end.
 	Progress func(RestoreProgress)
 	// Workers is the number of files written in parallel (default 2 to
@@ -78,6 +82,12 @@ type RestoreSummary struct {
 	// Warnings lists metadata that could not be restored (owners without
 	// privilege, xattrs the target file system refuses).
 	Warnings []string `json:"warnings,omitempty"`
+	// NotRestored lists (the first maxNotRestoredNamed of) the files a
+	// partial restore could not write, NotRestoredCount counts them all;
+	// Unavailable names the missing or damaged objects, each with why.
+	NotRestored      []string `json:"not_restored,omitempty"`
+	NotRestoredCount int64    `json:"not_restored_count,omitempty"`
+	Unavailable      []string `json:"unavailable,omitempty"`
 	// SetIDDropped counts files whose setuid or setgid bit was not
 	// restored, CapabilitiesDropped files whose file capabilities
 	// (security.capability) were not: both need SpecialBits.
@@ -89,6 +99,42 @@ type RestoreSummary struct {
 // xattrCapability is the extended attribute holding a file's capabilities
 // (setcap); cap_setuid+ep makes a program as powerful as setuid root.
 const xattrCapability = "security.capability"
+
+// UnavailableError is returned when files of the selection need objects
+// that are missing or damaged and RestoreOptions.Partial is not set.
+type UnavailableError struct {
+	Files    int64    // files that cannot be restored
+	Paths    []string // the first of them
+	Problems []error  // the objects missing or damaged
+}
+
+func (e *UnavailableError) Error() string {
+	paths := strings.Join(e.Paths, ", ")
+	if int64(len(e.Paths)) < e.Files {
+		paths += fmt.Sprintf(" and %d more", e.Files-int64(len(e.Paths)))
+	}
+	var probs []string
+	for i, p := range e.Problems {
+		if i == maxProblemsNamed {
+			probs = append(probs, fmt.Sprintf("and %d more", len(e.Problems)-i))
+			break
+		}
+		probs = append(probs, p.Error())
+	}
+	return fmt.Sprintf("%d files cannot be restored (%s): they need objects that are missing or damaged: %s; use --partial to restore everything else",
+		e.Files, paths, strings.Join(probs, "; "))
+}
+
+// Unwrap returns the problems, so errors.Is finds storage.ErrNotFound or
+// ErrAuthentication.
+func (e *UnavailableError) Unwrap() []error { return e.Problems }
+
+// maxNotRestoredNamed caps RestoreSummary.NotRestored (and the paths an
+// UnavailableError names); maxProblemsNamed caps the objects an error names.
+const (
+	maxNotRestoredNamed = 1000
+	maxProblemsNamed    = 5
+)
 
 // ErrPathNotInPoint is returned when RestoreOptions.Path names nothing in
 // the point.
@@ -109,7 +155,8 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
-	if err := checkPackSizes(ctx, r.b, h.Packs); err != nil {
+	bad, problems, err := checkPackSizes(ctx, r.b, h.Packs)
+	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
 	sub := strings.Trim(filepath.ToSlash(o.Path), "/")
@@ -126,6 +173,8 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		sub:     sub,
 		heads:   map[string]*Node{},
 		linked:  map[string]string{},
+		bad:     bad,
+		skip:    map[string]bool{},
 		sum:     &RestoreSummary{Point: id, Target: o.Target, Path: sub},
 		start:   start,
 		total:   h.Bytes,
@@ -151,8 +200,36 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
-	if err := checkPackHashes(ctx, r.b, packs); err != nil {
+	hashBad, err := checkPackHashes(ctx, r.b, packs)
+	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
+	}
+	if len(hashBad) > 0 {
+		// Files the first pass found readable may need these packs:
+		// decide again (conflicts were checked already).
+		for p, err := range hashBad {
+			bad[p] = err
+		}
+		clear(rs.heads)
+		rs.conflicts = &conflictCheck{}
+		if mr, err = OpenManifest(ctx, r, h.Tree); err == nil {
+			_, err = rs.plan(mr)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("restore %s: %w", id, err)
+		}
+	}
+	if rs.sum.NotRestoredCount > 0 {
+		problems = append(problems, sortedErrors(bad)...)
+		if rs.blobErr != nil {
+			problems = append(problems, rs.blobErr)
+		}
+		if !o.Partial {
+			return nil, fmt.Errorf("restore %s: %w", id, &UnavailableError{Files: rs.sum.NotRestoredCount, Paths: rs.sum.NotRestored, Problems: problems})
+		}
+		for _, p := range problems {
+			rs.sum.Unavailable = append(rs.sum.Unavailable, p.Error())
+		}
 	}
 
 	if err := os.MkdirAll(o.Target, 0o700); err != nil {
@@ -187,17 +264,20 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 
 // checkPackHashes reads each pack whole and checks it against its name
 // (the SHA-256 of its bytes), two at a time, so a flipped byte anywhere in
-// a pack the restore needs fails it, by name, before anything is written.
-func checkPackHashes(ctx context.Context, b storage.Backend, packs []ID) error {
+// a pack the restore needs is found, by name, before anything is written.
+// Packs missing or damaged are returned; any other error (an outage) is
+// returned as err.
+func checkPackHashes(ctx context.Context, b storage.Backend, packs []ID) (map[ID]error, error) {
+	type result struct {
+		pack ID
+		err  error
+	}
 	work := make(chan ID)
-	errs := make(chan error, 2)
+	results := make(chan result)
+	var wg sync.WaitGroup
 	for range 2 {
-		go func() {
-			var first error
+		wg.Go(func() {
 			for id := range work {
-				if first != nil {
-					continue
-				}
 				name := PackName(id)
 				h := sha256.New()
 				err := b.Load(ctx, name, 0, -1, func(r io.Reader) error {
@@ -205,43 +285,92 @@ func checkPackHashes(ctx context.Context, b storage.Backend, packs []ID) error {
 					return err
 				})
 				if err != nil {
-					first = fmt.Errorf("%s: %w", name, err)
+					err = fmt.Errorf("%s: %w", name, err)
 				} else if got := ID(h.Sum(nil)); got != id {
-					first = fmt.Errorf("%s: %w: its bytes hash to %s", name, ErrAuthentication, got)
+					err = fmt.Errorf("%s: %w: its bytes hash to %s", name, ErrAuthentication, got)
 				}
+				results <- result{id, err}
 			}
-			errs <- first
-		}()
+		})
 	}
-	for _, id := range packs {
-		if err := ctx.Err(); err != nil {
-			break
+	go func() {
+		defer close(work)
+		for _, id := range packs {
+			select {
+			case work <- id:
+			case <-ctx.Done():
+				return
+			}
 		}
-		work <- id
+	}()
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	bad := map[ID]error{}
+	var hard error
+	for res := range results {
+		switch {
+		case res.err == nil:
+		case unavailable(res.err):
+			bad[res.pack] = res.err
+		case hard == nil:
+			hard = res.err
+		}
 	}
-	close(work)
-	return errors.Join(<-errs, <-errs, ctx.Err())
+	if err := errors.Join(hard, ctx.Err()); err != nil {
+		return nil, err
+	}
+	return bad, nil
+}
+
+// unavailable tells whether err says an object is gone or damaged (which
+// a partial restore works around) rather than unreachable.
+func unavailable(err error) bool {
+	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, ErrAuthentication) || errors.Is(err, storage.ErrCorrupt)
 }
 
 // checkPackSizes makes sure every pack and index object the point lists
 // exists with the size the point recorded, so a truncated or missing object
-// fails the restore, by name, before anything is written.
-func checkPackSizes(ctx context.Context, b storage.Backend, packs []PackRef) error {
+// is found, by name, before anything is written. It returns the packs
+// missing or damaged, and problems with index objects (which matter only
+// when no other index finds the blobs); other errors are returned as err.
+func checkPackSizes(ctx context.Context, b storage.Backend, packs []PackRef) (bad map[ID]error, problems []error, err error) {
+	bad = map[ID]error{}
 	for _, p := range packs {
-		for _, o := range []struct {
+		for i, o := range []struct {
 			name string
 			size int64
 		}{{PackName(p.Pack), p.Size}, {IndexName(p.Index), p.IndexSize}} {
 			info, err := b.Stat(ctx, o.name)
-			if err != nil {
-				return fmt.Errorf("%s: %w", o.name, err)
+			if err == nil && info.Size != o.size {
+				err = fmt.Errorf("%w: %d bytes, the point recorded %d", ErrAuthentication, info.Size, o.size)
 			}
-			if info.Size != o.size {
-				return fmt.Errorf("%s: %w: %d bytes, the point recorded %d", o.name, ErrAuthentication, info.Size, o.size)
+			if err == nil {
+				continue
+			}
+			err = fmt.Errorf("%s: %w", o.name, err)
+			switch {
+			case !unavailable(err):
+				return nil, nil, err
+			case i == 0:
+				bad[p.Pack] = err
+			default:
+				problems = append(problems, err)
 			}
 		}
 	}
-	return nil
+	return bad, problems, nil
+}
+
+// sortedErrors returns the errors of m sorted by message.
+func sortedErrors(m map[ID]error) []error {
+	out := make([]error, 0, len(m))
+	for _, err := range m {
+		out = append(out, err)
+	}
+	slices.SortFunc(out, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return out
 }
 
 type restoreRun struct {
@@ -253,11 +382,18 @@ type restoreRun struct {
 
 	heads     map[string]*Node // hard-link group heads outside sub
 	conflicts *conflictCheck   // used by plan
-	topLinks  []*Node          // symlinks at the top of the target
-	start     time.Time
-	total     int64
-	lastRep   time.Time
-	main      *fileWriter // for files written by the main loop
+	// bad are the packs missing or damaged; skip the paths whose content
+	// cannot be restored (and heads outside sub whose content is
+	// unavailable); blobErr the first chunk no index knows.
+	bad      map[ID]error
+	skip     map[string]bool
+	blobErr  error
+	nBlobs   int
+	topLinks []*Node // symlinks at the top of the target
+	start    time.Time
+	total    int64
+	lastRep  time.Time
+	main     *fileWriter // for files written by the main loop
 
 	// Files are written by workers; the main loop waits for them (drain)
 	// before it links to a file or closes a directory.
@@ -461,18 +597,35 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 	var tc treeCheck
 	packs := map[ID]bool{}
 	var order []ID
-	need := func(n *Node) error {
+	clear(rs.skip)
+	rs.sum.NotRestored, rs.sum.NotRestoredCount, rs.blobErr, rs.nBlobs = nil, 0, nil, 0
+	// need adds the packs n's content needs and tells whether they are
+	// all there.
+	need := func(n *Node) (bool, error) {
+		var ps []ID
 		for _, c := range n.Chunks {
 			p, err := rs.r.PackOf(rs.ctx, BlobData, c)
-			if err != nil {
-				return fmt.Errorf("%q: %w", n.Path, err)
+			if errors.Is(err, ErrBlobNotFound) {
+				if rs.nBlobs++; rs.blobErr == nil {
+					rs.blobErr = fmt.Errorf("%q: %w", n.Path, err)
+				}
+				return false, nil
 			}
+			if err != nil {
+				return false, fmt.Errorf("%q: %w", n.Path, err)
+			}
+			if rs.bad[p] != nil {
+				return false, nil
+			}
+			ps = append(ps, p)
+		}
+		for _, p := range ps {
 			if !packs[p] {
 				packs[p] = true
 				order = append(order, p)
 			}
 		}
-		return nil
+		return true, nil
 	}
 	found := false
 	var total int64
@@ -504,24 +657,49 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 		rs.conflicts.check(n)
 		if n.LinkTo != "" {
 			if head, ok := rs.heads[n.LinkTo]; ok {
-				total += head.Size
 				delete(rs.heads, n.LinkTo)
-				if err := need(head); err != nil {
+				ok, err := need(head)
+				if err != nil {
 					return nil, err
 				}
+				if ok {
+					total += head.Size
+				} else {
+					rs.skip[head.Path] = true
+					rs.notRestored(n.Path)
+				}
+			} else if rs.skip[n.LinkTo] {
+				rs.notRestored(n.Path) // its group's content is unavailable
 			}
 			continue
 		}
-		total += n.Size
-		if err := need(n); err != nil {
+		ok, err := need(n)
+		if err != nil {
 			return nil, err
+		}
+		if ok {
+			total += n.Size
+		} else {
+			rs.notRestored(n.Path)
 		}
 	}
 	if !found {
 		return nil, fmt.Errorf("%w: %s", ErrPathNotInPoint, rs.sub)
 	}
+	if rs.nBlobs > 1 {
+		rs.blobErr = fmt.Errorf("%w (and %d more chunks not found)", rs.blobErr, rs.nBlobs-1)
+	}
 	rs.total = total // what the progress bar counts to
 	return order, nil
+}
+
+// notRestored records that the file at p cannot be restored.
+func (rs *restoreRun) notRestored(p string) {
+	rs.skip[p] = true
+	rs.sum.NotRestoredCount++
+	if len(rs.sum.NotRestored) < maxNotRestoredNamed {
+		rs.sum.NotRestored = append(rs.sum.NotRestored, p)
+	}
 }
 
 // run is the second pass: it writes the selection into the target.
@@ -569,6 +747,9 @@ func (rs *restoreRun) run(mr *ManifestReader) error {
 				rs.topLinks = append(rs.topLinks, n)
 			}
 			continue
+		}
+		if n.Type == TypeFile && rs.skip[n.Path] {
+			continue // a partial restore: its content is unavailable
 		}
 		if err := rs.entry(n); err != nil {
 			return err

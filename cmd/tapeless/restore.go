@@ -21,6 +21,7 @@ type restoreOptions struct {
 	target         string
 	overwrite      bool
 	specialBits    bool
+	partial        bool
 	passphraseFile string
 }
 
@@ -46,7 +47,12 @@ size and SHA-256 are checked as it is written.
 Restore never writes outside DIR: entries with '..', absolute names or a
 path through a symlink are refused, and symlinks are created last. Existing
 files are not replaced unless --overwrite is given; existing directories
-are merged into.
+are merged into. Entries in the way are found before anything is written.
+
+When packs the restore needs are missing or damaged, restore refuses before
+writing anything and says how many files need them; with --partial it
+restores every file that does not, lists those it could not restore and
+exits 3.
 
 The passphrase is read from --passphrase-file, from the file named by
 TAPELESS_PASSPHRASE_FILE, or from a prompt on a terminal. A wrong
@@ -67,6 +73,7 @@ passphrase fails before anything is written.`,
 	f.StringVar(&o.target, "target", "", "directory to restore into (required)")
 	f.BoolVar(&o.overwrite, "overwrite", false, "replace existing files and symlinks in the target")
 	f.BoolVar(&o.specialBits, "special-bits", false, "restore setuid and setgid bits and file capabilities on files")
+	f.BoolVar(&o.partial, "partial", false, "when packs are missing or damaged, restore the files that do not need them (exit 3)")
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "read the encryption passphrase from this file (env TAPELESS_PASSPHRASE_FILE)")
 	return c
 }
@@ -167,6 +174,7 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 		Path:        path,
 		Overwrite:   o.overwrite,
 		SpecialBits: o.specialBits,
+		Partial:     o.partial,
 		Progress: func(pr archive.RestoreProgress) {
 			bar.update(fmt.Sprintf("%d files", pr.Files), pr.Bytes, pr.TotalBytes, pr.Elapsed)
 		},
@@ -178,8 +186,15 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 	if err != nil {
 		return err
 	}
+	var partial error
+	if sum.NotRestoredCount > 0 {
+		partial = partialError{fmt.Sprintf("%d files could not be restored: the objects they need are missing or damaged", sum.NotRestoredCount)}
+	}
 	if g.json {
-		return writeJSON(g.stdout, sum)
+		if err := writeJSON(g.stdout, sum); err != nil {
+			return err
+		}
+		return partial
 	}
 	for _, w := range sum.Warnings {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
@@ -189,5 +204,26 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 			shortID(p.ID), p.Source, o.target, sum.Files, storage.FormatBytes(sum.Bytes), sum.Dirs, sum.Symlinks,
 			sum.HardLinks, sum.Duration.Round(time.Millisecond))
 	}
-	return nil
+	if partial != nil {
+		printNotRestored(g, sum)
+	}
+	return partial
+}
+
+// printNotRestored lists, on stderr, the objects a partial restore lacked
+// and the files it could not write (all of them in --json).
+func printNotRestored(g *globalOptions, sum *archive.RestoreSummary) {
+	const shown = 20
+	fmt.Fprintf(g.stderr, "%d files could not be restored; missing or damaged:\n", sum.NotRestoredCount)
+	for _, u := range sum.Unavailable {
+		fmt.Fprintf(g.stderr, "  %s\n", u)
+	}
+	fmt.Fprintln(g.stderr, "not restored:")
+	for i, p := range sum.NotRestored {
+		if i == shown {
+			fmt.Fprintf(g.stderr, "  ... and %d more (--json lists up to %d)\n", sum.NotRestoredCount-shown, len(sum.NotRestored))
+			break
+		}
+		fmt.Fprintf(g.stderr, "  %s\n", p)
+	}
 }
