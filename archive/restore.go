@@ -751,6 +751,7 @@ func (rs *restoreRun) run(mr *ManifestReader) error {
 		if n.Type == TypeFile && rs.skip[n.Path] {
 			continue // a partial restore: its content is unavailable
 		}
+		pausePoint(pauseRestoreWrite)
 		if err := rs.entry(n); err != nil {
 			return err
 		}
