@@ -129,12 +129,28 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 		return err
 	}
 	defer v.Close()
+	// Hold the store's read lock before finding the point: an offload
+	// running meanwhile then leaves the local point and its packs alone.
+	lock, err := archive.LockForRead(ctx, v.Dir, func() {
+		if !g.quiet && !g.json {
+			fmt.Fprintln(g.stderr, "Waiting for an offload to finish removing local objects...")
+		}
+	})
+	if errors.Is(err, archive.ErrNoReadLock) {
+		if !g.quiet {
+			fmt.Fprintf(g.stderr, "note: %v; an offload running meanwhile could remove what this restore reads\n", err)
+		}
+	} else if err != nil {
+		return err
+	}
+	defer lock.Release()
 	// A point object that cannot be read is left out of the list and named
 	// in listErr; it only matters when the wanted point is not found.
 	points, listErr := archive.ListPoints(ctx, v.Objects)
 	p, err := resolvePoint(points, pointArg)
 	var src storage.Backend = v.Objects
 	if errors.Is(err, errNoPoint) && cfg.Vault != nil && cfg.Vault.Name != "" {
+		lock.Release() // nothing local is read
 		// Not in the store: look in the vault, reading through the
 		// staging folder (vaultopen.go, owned by offload).
 		vs, verr := restoreFromVault(ctx, g, cfg, pointArg)
