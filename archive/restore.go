@@ -109,9 +109,10 @@ type UnavailableError struct {
 }
 
 func (e *UnavailableError) Error() string {
-	paths := strings.Join(e.Paths, ", ")
-	if int64(len(e.Paths)) < e.Files {
-		paths += fmt.Sprintf(" and %d more", e.Files-int64(len(e.Paths)))
+	named := e.Paths[:min(len(e.Paths), maxConflictsNamed)]
+	paths := strings.Join(named, ", ")
+	if int64(len(named)) < e.Files {
+		paths += fmt.Sprintf(" and %d more", e.Files-int64(len(named)))
 	}
 	var probs []string
 	for i, p := range e.Problems {
@@ -181,8 +182,10 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		lastRep: start,
 	}
 	// First pass, before the target is touched: the whole manifest must be
-	// well formed and in order, the path must exist, and every pack the
-	// selection needs must be found and hash to its name.
+	// well formed and in order, the path must exist, nothing may be in the
+	// way in the target, and every pack the selection needs must be found
+	// and hash to its name (or, with Partial, the files needing one that
+	// does not are left out).
 	mr, err := OpenManifest(ctx, r, h.Tree)
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
@@ -1105,7 +1108,7 @@ type conflictCheck struct {
 	nDirs     int
 }
 
-// maxConflictsNamed is how many conflicting paths an error names.
+// maxConflictsNamed is how many paths an error names.
 const maxConflictsNamed = 10
 
 func newConflictCheck(target string, overwrite bool) (*conflictCheck, error) {
