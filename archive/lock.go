@@ -1,10 +1,12 @@
 package archive
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -137,4 +139,86 @@ func (l *storeLock) release() error {
 	}
 	l.f = nil
 	return err
+}
+
+// readersFile is the file in a store that restores of local points hold a
+// shared flock(2) on while they read; offload deletes local points and
+// packs only while it can hold it exclusively. It records nothing.
+const readersFile = "readers"
+
+// ErrNoReadLock is wrapped when a reader cannot take the store's read lock
+// because it may not create or open the lock file (a read-only store or
+// one the user may only read); no offload can delete through such a
+// mount, but one run by another user could.
+var ErrNoReadLock = errors.New("cannot take the store's read lock")
+
+// ReadLock is a shared lock on a store's objects: while any is held,
+// offload leaves every local point and pack in place. Release it when the
+// read is done; the kernel drops it if the process dies.
+type ReadLock struct{ f *os.File }
+
+// LockForRead takes a shared lock on the store in dir. An offload holds
+// the lock exclusively only while it deletes local objects, a short
+// while: LockForRead waits for it (calling waiting once, if set) until ctx
+// ends.
+func LockForRead(ctx context.Context, dir string, waiting func()) (*ReadLock, error) {
+	p := filepath.Join(dir, readersFile)
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.OpenFile(p, os.O_RDONLY|os.O_CREATE, 0o644)
+	}
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return nil, fmt.Errorf("%w %s: %w", ErrNoReadLock, p, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock store %s for reading: %w", dir, err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			return &ReadLock{f: f}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock store %s for reading: %w", dir, err)
+		}
+		if waiting != nil {
+			waiting()
+			waiting = nil
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Release drops the lock; a nil lock is fine.
+func (l *ReadLock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// tryLockCleanup takes the store's read lock exclusively, without
+// waiting, before local objects are deleted: ok is false while a restore
+// reads the store. Call release when the deletion is done.
+func (s *Store) tryLockCleanup() (release func(), ok bool, err error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, readersFile), os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, false, fmt.Errorf("lock store %s for cleanup: %w", s.dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("lock store %s for cleanup: %w", s.dir, err)
+	}
+	return func() { f.Close() }, true, nil
 }

@@ -277,6 +277,11 @@ type OffloadResult struct {
 	PacksCollected  int   `json:"packs_collected"`
 	BytesFreed      int64 `json:"bytes_freed"`
 	UploadsAborted  int   `json:"uploads_aborted"`
+	// LocalDeleteDeferred points are archived on every copy, but their
+	// local copy is kept because a restore was reading the store (the
+	// next offload deletes it); LocalCleanupDeferred then says so.
+	LocalDeleteDeferred  []ID   `json:"local_delete_deferred,omitempty"`
+	LocalCleanupDeferred string `json:"local_cleanup_deferred,omitempty"`
 	// PendingReplication sums the whole catalogue after the run.
 	PendingReplication PendingSummary `json:"pending_replication"`
 	SecondaryError     string         `json:"secondary_error,omitempty"`
@@ -615,7 +620,17 @@ func (f *offloader) point(ctx context.Context, h PointHeader, deleteLocal bool) 
 		f.res.CaughtUp = append(f.res.CaughtUp, h.ID)
 	}
 	// Every object is confirmed on every copy: only now may the local
-	// copy go (safety invariant 1).
+	// copy go (safety invariant 1), and not while a restore reads it.
+	release, ok, err := f.s.tryLockCleanup()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		f.cleanupDeferred()
+		f.res.LocalDeleteDeferred = append(f.res.LocalDeleteDeferred, h.ID)
+		return nil
+	}
+	defer release()
 	if err := f.s.RemovePoint(ctx, h.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
@@ -732,8 +747,27 @@ func (f *offloader) placeOn(ctx context.Context, b storage.Backend, ob object) e
 	return nil
 }
 
-// collect removes the local packs no remaining local point needs.
+// cleanupDeferred records that a restore reading the store made this run
+// keep local objects it would have deleted.
+func (f *offloader) cleanupDeferred() {
+	if f.res.LocalCleanupDeferred == "" {
+		f.res.LocalCleanupDeferred = "local cleanup deferred: a restore is reading the store; the next offload removes what this one kept"
+		f.o.Log(f.res.LocalCleanupDeferred)
+	}
+}
+
+// collect removes the local packs no remaining local point needs, unless
+// a restore is reading the store.
 func (f *offloader) collect(ctx context.Context, plan *OffloadPlan) error {
+	release, ok, err := f.s.tryLockCleanup()
+	if err != nil {
+		return fmt.Errorf("collect local packs: %w", err)
+	}
+	if !ok {
+		f.cleanupDeferred()
+		return nil
+	}
+	defer release()
 	// Packs are collected by what the local listing says is left; that
 	// listing must hold every point the plan saw that this run did not
 	// delete, or it is no basis for deleting anything.

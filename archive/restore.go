@@ -37,9 +37,15 @@ type RestoreOptions struct {
 	// Overwrite replaces existing files and symlinks; without it an
 	// existing entry is an error. Existing directories are merged into.
 	Overwrite bool
-	// SpecialBits restores setuid and setgid on files; without it they are
-	// dropped (a restore should not plant set-ID programs by default).
+	// SpecialBits restores setuid and setgid on files and file
+	// capabilities (the security.capability xattr); without it they are
+	// dropped and counted (a restore should not plant privileged programs
+	// by default).
 	SpecialBits bool
+	// Partial restores every selected file whose content is readable and
+	// lists the others in the summary, when packs are missing or damaged;
+	// without it such a restore fails before writing (UnavailableError).
+	Partial bool
 	// Progress, when set, is called about every 200 ms and at the end.
 	Progress func(RestoreProgress)
 	// Workers is the number of files written in parallel (default 2 to
@@ -75,9 +81,61 @@ type RestoreSummary struct {
 	Written   int64  `json:"bytes_written"` // data actually written (holes skipped)
 	// Warnings lists metadata that could not be restored (owners without
 	// privilege, xattrs the target file system refuses).
-	Warnings []string      `json:"warnings,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Warnings []string `json:"warnings,omitempty"`
+	// NotRestored lists (the first maxNotRestoredNamed of) the files a
+	// partial restore could not write, NotRestoredCount counts them all;
+	// Unavailable names the missing or damaged objects, each with why.
+	NotRestored      []string `json:"not_restored,omitempty"`
+	NotRestoredCount int64    `json:"not_restored_count,omitempty"`
+	Unavailable      []string `json:"unavailable,omitempty"`
+	// SetIDDropped counts files whose setuid or setgid bit was not
+	// restored, CapabilitiesDropped files whose file capabilities
+	// (security.capability) were not: both need SpecialBits.
+	SetIDDropped        int64         `json:"setid_dropped,omitempty"`
+	CapabilitiesDropped int64         `json:"capabilities_dropped,omitempty"`
+	Duration            time.Duration `json:"duration_ns"`
 }
+
+// xattrCapability is the extended attribute holding a file's capabilities
+// (setcap); cap_setuid+ep makes a program as powerful as setuid root.
+const xattrCapability = "security.capability"
+
+// UnavailableError is returned when files of the selection need objects
+// that are missing or damaged and RestoreOptions.Partial is not set.
+type UnavailableError struct {
+	Files    int64    // files that cannot be restored
+	Paths    []string // the first of them
+	Problems []error  // the objects missing or damaged
+}
+
+func (e *UnavailableError) Error() string {
+	named := e.Paths[:min(len(e.Paths), maxConflictsNamed)]
+	paths := strings.Join(named, ", ")
+	if int64(len(named)) < e.Files {
+		paths += fmt.Sprintf(" and %d more", e.Files-int64(len(named)))
+	}
+	var probs []string
+	for i, p := range e.Problems {
+		if i == maxProblemsNamed {
+			probs = append(probs, fmt.Sprintf("and %d more", len(e.Problems)-i))
+			break
+		}
+		probs = append(probs, p.Error())
+	}
+	return fmt.Sprintf("%d files cannot be restored (%s): they need objects that are missing or damaged: %s; use --partial to restore everything else",
+		e.Files, paths, strings.Join(probs, "; "))
+}
+
+// Unwrap returns the problems, so errors.Is finds storage.ErrNotFound or
+// ErrAuthentication.
+func (e *UnavailableError) Unwrap() []error { return e.Problems }
+
+// maxNotRestoredNamed caps RestoreSummary.NotRestored (and the paths an
+// UnavailableError names); maxProblemsNamed caps the objects an error names.
+const (
+	maxNotRestoredNamed = 1000
+	maxProblemsNamed    = 5
+)
 
 // ErrPathNotInPoint is returned when RestoreOptions.Path names nothing in
 // the point.
@@ -98,7 +156,8 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
-	if err := checkPackSizes(ctx, r.b, h.Packs); err != nil {
+	bad, problems, err := checkPackSizes(ctx, r.b, h.Packs)
+	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
 	sub := strings.Trim(filepath.ToSlash(o.Path), "/")
@@ -115,24 +174,65 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		sub:     sub,
 		heads:   map[string]*Node{},
 		linked:  map[string]string{},
+		bad:     bad,
+		skip:    map[string]bool{},
 		sum:     &RestoreSummary{Point: id, Target: o.Target, Path: sub},
 		start:   start,
 		total:   h.Bytes,
 		lastRep: start,
 	}
 	// First pass, before the target is touched: the whole manifest must be
-	// well formed and in order, the path must exist, and every pack the
-	// selection needs must be found and hash to its name.
+	// well formed and in order, the path must exist, nothing may be in the
+	// way in the target, and every pack the selection needs must be found
+	// and hash to its name (or, with Partial, the files needing one that
+	// does not are left out).
 	mr, err := OpenManifest(ctx, r, h.Tree)
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
+	cc, err := newConflictCheck(o.Target, o.Overwrite)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	rs.conflicts = cc
 	packs, err := rs.plan(mr)
+	cc.close()
+	if err == nil {
+		err = cc.err()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
-	if err := checkPackHashes(ctx, r.b, packs); err != nil {
+	hashBad, err := checkPackHashes(ctx, r.b, packs)
+	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
+	}
+	if len(hashBad) > 0 {
+		// Files the first pass found readable may need these packs:
+		// decide again (conflicts were checked already).
+		for p, err := range hashBad {
+			bad[p] = err
+		}
+		clear(rs.heads)
+		rs.conflicts = &conflictCheck{}
+		if mr, err = OpenManifest(ctx, r, h.Tree); err == nil {
+			_, err = rs.plan(mr)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("restore %s: %w", id, err)
+		}
+	}
+	if rs.sum.NotRestoredCount > 0 {
+		problems = append(problems, sortedErrors(bad)...)
+		if rs.blobErr != nil {
+			problems = append(problems, rs.blobErr)
+		}
+		if !o.Partial {
+			return nil, fmt.Errorf("restore %s: %w", id, &UnavailableError{Files: rs.sum.NotRestoredCount, Paths: rs.sum.NotRestored, Problems: problems})
+		}
+		for _, p := range problems {
+			rs.sum.Unavailable = append(rs.sum.Unavailable, p.Error())
+		}
 	}
 
 	if err := os.MkdirAll(o.Target, 0o700); err != nil {
@@ -160,23 +260,27 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
 	rs.sum.Duration = time.Since(start)
+	rs.summarize()
 	rs.report(true)
 	return rs.sum, nil
 }
 
 // checkPackHashes reads each pack whole and checks it against its name
 // (the SHA-256 of its bytes), two at a time, so a flipped byte anywhere in
-// a pack the restore needs fails it, by name, before anything is written.
-func checkPackHashes(ctx context.Context, b storage.Backend, packs []ID) error {
+// a pack the restore needs is found, by name, before anything is written.
+// Packs missing or damaged are returned; any other error (an outage) is
+// returned as err.
+func checkPackHashes(ctx context.Context, b storage.Backend, packs []ID) (map[ID]error, error) {
+	type result struct {
+		pack ID
+		err  error
+	}
 	work := make(chan ID)
-	errs := make(chan error, 2)
+	results := make(chan result)
+	var wg sync.WaitGroup
 	for range 2 {
-		go func() {
-			var first error
+		wg.Go(func() {
 			for id := range work {
-				if first != nil {
-					continue
-				}
 				name := PackName(id)
 				h := sha256.New()
 				err := b.Load(ctx, name, 0, -1, func(r io.Reader) error {
@@ -184,43 +288,92 @@ func checkPackHashes(ctx context.Context, b storage.Backend, packs []ID) error {
 					return err
 				})
 				if err != nil {
-					first = fmt.Errorf("%s: %w", name, err)
+					err = fmt.Errorf("%s: %w", name, err)
 				} else if got := ID(h.Sum(nil)); got != id {
-					first = fmt.Errorf("%s: %w: its bytes hash to %s", name, ErrAuthentication, got)
+					err = fmt.Errorf("%s: %w: its bytes hash to %s", name, ErrAuthentication, got)
 				}
+				results <- result{id, err}
 			}
-			errs <- first
-		}()
+		})
 	}
-	for _, id := range packs {
-		if err := ctx.Err(); err != nil {
-			break
+	go func() {
+		defer close(work)
+		for _, id := range packs {
+			select {
+			case work <- id:
+			case <-ctx.Done():
+				return
+			}
 		}
-		work <- id
+	}()
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	bad := map[ID]error{}
+	var hard error
+	for res := range results {
+		switch {
+		case res.err == nil:
+		case unavailable(res.err):
+			bad[res.pack] = res.err
+		case hard == nil:
+			hard = res.err
+		}
 	}
-	close(work)
-	return errors.Join(<-errs, <-errs, ctx.Err())
+	if err := errors.Join(hard, ctx.Err()); err != nil {
+		return nil, err
+	}
+	return bad, nil
+}
+
+// unavailable tells whether err says an object is gone or damaged (which
+// a partial restore works around) rather than unreachable.
+func unavailable(err error) bool {
+	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, ErrAuthentication) || errors.Is(err, storage.ErrCorrupt)
 }
 
 // checkPackSizes makes sure every pack and index object the point lists
 // exists with the size the point recorded, so a truncated or missing object
-// fails the restore, by name, before anything is written.
-func checkPackSizes(ctx context.Context, b storage.Backend, packs []PackRef) error {
+// is found, by name, before anything is written. It returns the packs
+// missing or damaged, and problems with index objects (which matter only
+// when no other index finds the blobs); other errors are returned as err.
+func checkPackSizes(ctx context.Context, b storage.Backend, packs []PackRef) (bad map[ID]error, problems []error, err error) {
+	bad = map[ID]error{}
 	for _, p := range packs {
-		for _, o := range []struct {
+		for i, o := range []struct {
 			name string
 			size int64
 		}{{PackName(p.Pack), p.Size}, {IndexName(p.Index), p.IndexSize}} {
 			info, err := b.Stat(ctx, o.name)
-			if err != nil {
-				return fmt.Errorf("%s: %w", o.name, err)
+			if err == nil && info.Size != o.size {
+				err = fmt.Errorf("%w: %d bytes, the point recorded %d", ErrAuthentication, info.Size, o.size)
 			}
-			if info.Size != o.size {
-				return fmt.Errorf("%s: %w: %d bytes, the point recorded %d", o.name, ErrAuthentication, info.Size, o.size)
+			if err == nil {
+				continue
+			}
+			err = fmt.Errorf("%s: %w", o.name, err)
+			switch {
+			case !unavailable(err):
+				return nil, nil, err
+			case i == 0:
+				bad[p.Pack] = err
+			default:
+				problems = append(problems, err)
 			}
 		}
 	}
-	return nil
+	return bad, problems, nil
+}
+
+// sortedErrors returns the errors of m sorted by message.
+func sortedErrors(m map[ID]error) []error {
+	out := make([]error, 0, len(m))
+	for _, err := range m {
+		out = append(out, err)
+	}
+	slices.SortFunc(out, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return out
 }
 
 type restoreRun struct {
@@ -230,8 +383,16 @@ type restoreRun struct {
 	root *os.Root
 	sub  string
 
-	heads    map[string]*Node // hard-link group heads outside sub
-	topLinks []*Node          // symlinks at the top of the target
+	heads     map[string]*Node // hard-link group heads outside sub
+	conflicts *conflictCheck   // used by plan
+	// bad are the packs missing or damaged; skip the paths whose content
+	// cannot be restored (and heads outside sub whose content is
+	// unavailable); blobErr the first chunk no index knows.
+	bad      map[ID]error
+	skip     map[string]bool
+	blobErr  error
+	nBlobs   int
+	topLinks []*Node // symlinks at the top of the target
 	start    time.Time
 	total    int64
 	lastRep  time.Time
@@ -349,6 +510,19 @@ func (rs *restoreRun) warn(format string, a ...any) {
 	}
 }
 
+// summarize puts what was deliberately left out first in the warnings,
+// where the cap on their number cannot drop it.
+func (rs *restoreRun) summarize() {
+	var head []string
+	if n := rs.sum.SetIDDropped; n > 0 {
+		head = append(head, fmt.Sprintf("%d files' setuid/setgid bits not restored; use --special-bits", n))
+	}
+	if n := rs.sum.CapabilitiesDropped; n > 0 {
+		head = append(head, fmt.Sprintf("%d file capabilities not restored; use --special-bits", n))
+	}
+	rs.sum.Warnings = append(head, rs.sum.Warnings...)
+}
+
 // selected tells whether a node is restored: the sub-path, anything under
 // it, and the directories above it.
 func (rs *restoreRun) selected(p string, t EntryType) bool {
@@ -419,24 +593,42 @@ func (c *treeCheck) enter(n *Node) (closed []*openDir, parent *openDir, err erro
 	return closed, c.stack[len(c.stack)-1], nil
 }
 
-// plan is the first pass: it checks the manifest and returns the packs
-// holding the chunks the selection needs.
+// plan is the first pass: it checks the manifest, finds what is in the
+// way in the target, and returns the packs holding the chunks the
+// selection needs.
 func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 	var tc treeCheck
 	packs := map[ID]bool{}
 	var order []ID
-	need := func(n *Node) error {
+	clear(rs.skip)
+	rs.sum.NotRestored, rs.sum.NotRestoredCount, rs.blobErr, rs.nBlobs = nil, 0, nil, 0
+	// need adds the packs n's content needs and tells whether they are
+	// all there.
+	need := func(n *Node) (bool, error) {
+		var ps []ID
 		for _, c := range n.Chunks {
 			p, err := rs.r.PackOf(rs.ctx, BlobData, c)
-			if err != nil {
-				return fmt.Errorf("%q: %w", n.Path, err)
+			if errors.Is(err, ErrBlobNotFound) {
+				if rs.nBlobs++; rs.blobErr == nil {
+					rs.blobErr = fmt.Errorf("%q: %w", n.Path, err)
+				}
+				return false, nil
 			}
+			if err != nil {
+				return false, fmt.Errorf("%q: %w", n.Path, err)
+			}
+			if rs.bad[p] != nil {
+				return false, nil
+			}
+			ps = append(ps, p)
+		}
+		for _, p := range ps {
 			if !packs[p] {
 				packs[p] = true
 				order = append(order, p)
 			}
 		}
-		return nil
+		return true, nil
 	}
 	found := false
 	var total int64
@@ -465,26 +657,52 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 			continue
 		}
 		found = found || rs.inSub(n.Path)
+		rs.conflicts.check(n)
 		if n.LinkTo != "" {
 			if head, ok := rs.heads[n.LinkTo]; ok {
-				total += head.Size
 				delete(rs.heads, n.LinkTo)
-				if err := need(head); err != nil {
+				ok, err := need(head)
+				if err != nil {
 					return nil, err
 				}
+				if ok {
+					total += head.Size
+				} else {
+					rs.skip[head.Path] = true
+					rs.notRestored(n.Path)
+				}
+			} else if rs.skip[n.LinkTo] {
+				rs.notRestored(n.Path) // its group's content is unavailable
 			}
 			continue
 		}
-		total += n.Size
-		if err := need(n); err != nil {
+		ok, err := need(n)
+		if err != nil {
 			return nil, err
+		}
+		if ok {
+			total += n.Size
+		} else {
+			rs.notRestored(n.Path)
 		}
 	}
 	if !found {
 		return nil, fmt.Errorf("%w: %s", ErrPathNotInPoint, rs.sub)
 	}
+	if rs.nBlobs > 1 {
+		rs.blobErr = fmt.Errorf("%w (and %d more chunks not found)", rs.blobErr, rs.nBlobs-1)
+	}
 	rs.total = total // what the progress bar counts to
 	return order, nil
+}
+
+// notRestored records that the file at p cannot be restored.
+func (rs *restoreRun) notRestored(p string) {
+	rs.skip[p] = true
+	rs.sum.NotRestoredCount++
+	if len(rs.sum.NotRestored) < maxNotRestoredNamed {
+		rs.sum.NotRestored = append(rs.sum.NotRestored, p)
+	}
 }
 
 // run is the second pass: it writes the selection into the target.
@@ -533,6 +751,10 @@ func (rs *restoreRun) run(mr *ManifestReader) error {
 			}
 			continue
 		}
+		if n.Type == TypeFile && rs.skip[n.Path] {
+			continue // a partial restore: its content is unavailable
+		}
+		pausePoint(pauseRestoreWrite)
 		if err := rs.entry(n); err != nil {
 			return err
 		}
@@ -784,12 +1006,26 @@ func (rs *restoreRun) fileMeta(f *os.File, n *Node, dest string) error {
 	if err := f.Chmod(fileMode(n.Perm, rs.o.SpecialBits)); err != nil {
 		return fmt.Errorf("restore %s: %w", dest, err)
 	}
+	if !rs.o.SpecialBits && n.Perm&0o6000 != 0 {
+		rs.mu.Lock()
+		rs.sum.SetIDDropped++
+		rs.mu.Unlock()
+	}
 	rs.setXattrs(int(f.Fd()), n, dest)
 	return nil
 }
 
+// setXattrs restores n's extended attributes, except file capabilities
+// without SpecialBits: like a set-ID bit they would plant a privileged
+// program.
 func (rs *restoreRun) setXattrs(fd int, n *Node, dest string) {
 	for _, x := range n.Xattrs {
+		if x.Name == xattrCapability && !rs.o.SpecialBits {
+			rs.mu.Lock()
+			rs.sum.CapabilitiesDropped++
+			rs.mu.Unlock()
+			continue
+		}
 		if err := unix.Fsetxattr(fd, x.Name, x.Value, 0); err != nil {
 			rs.warn("%s: xattr %s not restored: %v", dest, x.Name, err)
 		}
@@ -858,4 +1094,105 @@ func (rs *restoreRun) dirMeta(n *Node) error {
 		return fmt.Errorf("restore %s: set times: %w", n.Path, err)
 	}
 	return nil
+}
+
+// conflictCheck finds, before anything is written, the entries of the
+// selection that the target already has in the way, so a restore that
+// would be refused is refused before it writes anything.
+type conflictCheck struct {
+	root      *os.Root // nil when the target is missing or empty
+	overwrite bool
+	exist     []string // would replace an existing entry (needs Overwrite)
+	dirs      []string // a directory is where a non-directory goes
+	nExist    int
+	nDirs     int
+}
+
+// maxConflictsNamed is how many paths an error names.
+const maxConflictsNamed = 10
+
+func newConflictCheck(target string, overwrite bool) (*conflictCheck, error) {
+	c := &conflictCheck{overwrite: overwrite}
+	fi, err := os.Stat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("target %s is not a directory", target)
+	}
+	root, err := os.OpenRoot(target)
+	if err != nil {
+		return nil, fmt.Errorf("open target: %w", err)
+	}
+	d, err := root.Open(".")
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("open target: %w", err)
+	}
+	_, err = d.Readdirnames(1)
+	d.Close()
+	if err == io.EOF { // empty: nothing can be in the way
+		root.Close()
+		return c, nil
+	}
+	c.root = root
+	return c, nil
+}
+
+func (c *conflictCheck) close() {
+	if c.root != nil {
+		c.root.Close()
+		c.root = nil
+	}
+}
+
+// check notes whether the target has something in n's way. Only what the
+// write pass would refuse counts; an error reading the target is left to
+// the write pass to report where it happens.
+func (c *conflictCheck) check(n *Node) {
+	if c.root == nil {
+		return
+	}
+	fi, err := c.root.Lstat(n.Path)
+	if err != nil {
+		return
+	}
+	switch {
+	case n.Type == TypeDir && fi.IsDir():
+		// merged into
+	case fi.IsDir():
+		c.nDirs++
+		if len(c.dirs) < maxConflictsNamed {
+			c.dirs = append(c.dirs, n.Path)
+		}
+	case !c.overwrite:
+		c.nExist++
+		if len(c.exist) < maxConflictsNamed {
+			c.exist = append(c.exist, n.Path)
+		}
+	}
+}
+
+// err describes every conflict found, or is nil.
+func (c *conflictCheck) err() error {
+	list := func(paths []string, n int) string {
+		s := strings.Join(paths, ", ")
+		if n > len(paths) {
+			s += fmt.Sprintf(" and %d more", n-len(paths))
+		}
+		return s
+	}
+	var errs []error
+	if c.nExist > 0 {
+		errs = append(errs, fmt.Errorf("%d entries already exist in the target: %s (use --overwrite to replace them): %w",
+			c.nExist, list(c.exist, c.nExist), fs.ErrExist))
+	}
+	if c.nDirs > 0 {
+		errs = append(errs, fmt.Errorf("%d entries have a directory in their place in the target, which restore never replaces: %s (remove them or restore elsewhere)",
+			c.nDirs, list(c.dirs, c.nDirs)))
+	}
+	return errors.Join(errs...)
 }

@@ -42,6 +42,7 @@ type Reader struct {
 	loaded    map[string]bool  // index object names already loaded
 	wanted    []string         // index objects of loaded points, to load first
 	indexErrs map[string]error // index objects that failed to load
+	listedAll bool             // every index object of the backend is loaded
 	packKeys  map[ID]packKey
 }
 
@@ -218,8 +219,18 @@ func (r *Reader) find(ctx context.Context, t BlobType, id ID) (location, error) 
 			return loc, err
 		}
 	}
-	if err := r.loadIndexes(ctx, nil); err != nil {
-		return location{}, err
+	// Every index object once per Reader: a restore with a lost index
+	// object misses many blobs, and must not list the vault for each.
+	r.mu.Lock()
+	listed := r.listedAll
+	r.mu.Unlock()
+	if !listed {
+		if err := r.loadIndexes(ctx, nil); err != nil {
+			return location{}, err
+		}
+		r.mu.Lock()
+		r.listedAll = true
+		r.mu.Unlock()
 	}
 	loc, ok, err := r.lookupTemp(k)
 	if err != nil || ok {

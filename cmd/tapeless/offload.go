@@ -268,9 +268,15 @@ func printOffloadResult(w io.Writer, r *archive.OffloadResult) {
 	if n := len(r.CaughtUp); n > 0 {
 		fmt.Fprintf(w, ", %d caught up with the secondary copy", n)
 	}
+	if n := len(r.LocalDeleteDeferred); n > 0 {
+		fmt.Fprintf(w, ", %d archived and kept locally until the next offload (a restore was reading the store)", n)
+	}
 	fmt.Fprintln(w, ".")
 	for _, id := range r.Archived {
 		fmt.Fprintf(w, "  archived  %s\n", shortID(id))
+	}
+	for _, id := range r.LocalDeleteDeferred {
+		fmt.Fprintf(w, "  archived, local copy kept  %s\n", shortID(id))
 	}
 	for _, id := range r.Pending {
 		fmt.Fprintf(w, "  archived, replication pending  %s\n", shortID(id))

@@ -18,6 +18,7 @@ type restoreOptions struct {
 	target         string
 	overwrite      bool
 	specialBits    bool
+	partial        bool
 	passphraseFile string
 }
 
@@ -35,13 +36,20 @@ restored; paths keep their place, so PATH a/b lands in DIR/a/b.
 Contents, modes, modification times, symlinks, hard links and sparse holes
 are restored, and owners and extended attributes where permitted (owners
 need root; a refusal is reported as a warning). setuid and setgid bits on
-files are dropped unless --special-bits is given. Each file's size and
-SHA-256 are checked as it is written.
+files and file capabilities (the security.capability attribute set by
+setcap, which can be as powerful as setuid root) are dropped unless
+--special-bits is given; the summary counts what was dropped. Each file's
+size and SHA-256 are checked as it is written.
 
 Restore never writes outside DIR: entries with '..', absolute names or a
 path through a symlink are refused, and symlinks are created last. Existing
 files are not replaced unless --overwrite is given; existing directories
-are merged into.
+are merged into. Entries in the way are found before anything is written.
+
+When packs the restore needs are missing or damaged, restore refuses before
+writing anything and says how many files need them; with --partial it
+restores every file that does not, lists those it could not restore and
+exits 3.
 
 The passphrase is read from --passphrase-file, from the file named by
 TAPELESS_PASSPHRASE_FILE, or from a prompt on a terminal. A wrong
@@ -61,7 +69,8 @@ passphrase fails before anything is written.`,
 	f := c.Flags()
 	f.StringVar(&o.target, "target", "", "directory to restore into (required)")
 	f.BoolVar(&o.overwrite, "overwrite", false, "replace existing files and symlinks in the target")
-	f.BoolVar(&o.specialBits, "special-bits", false, "restore setuid and setgid bits on files")
+	f.BoolVar(&o.specialBits, "special-bits", false, "restore setuid and setgid bits and file capabilities on files")
+	f.BoolVar(&o.partial, "partial", false, "when packs are missing or damaged, restore the files that do not need them (exit 3)")
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "read the encryption passphrase from this file (env TAPELESS_PASSPHRASE_FILE)")
 	return c
 }
@@ -96,12 +105,28 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 		return err
 	}
 	defer v.Close()
+	// Hold the store's read lock before finding the point: an offload
+	// running meanwhile then leaves the local point and its packs alone.
+	lock, err := archive.LockForRead(ctx, v.Dir, func() {
+		if !g.quiet && !g.json {
+			fmt.Fprintln(g.stderr, "Waiting for an offload to finish removing local objects...")
+		}
+	})
+	if errors.Is(err, archive.ErrNoReadLock) {
+		if !g.quiet {
+			fmt.Fprintf(g.stderr, "note: %v; an offload running meanwhile could remove what this restore reads\n", err)
+		}
+	} else if err != nil {
+		return err
+	}
+	defer lock.Release()
 	// A point object that cannot be read is left out of the list and named
 	// in listErr; it only matters when the wanted point is not found.
 	points, listErr := archive.ListPoints(ctx, v.Objects)
 	p, err := resolvePoint(points, pointArg)
 	var src storage.Backend = v.Objects
 	if errors.Is(err, errNoPoint) && cfg.Vault != nil && cfg.Vault.Name != "" {
+		lock.Release() // nothing local is read
 		// Not in the store: look in the vault, reading through the
 		// staging folder (vaultopen.go, owned by offload).
 		vs, verr := restoreFromVault(ctx, g, cfg, pointArg)
@@ -141,6 +166,7 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 		Path:        path,
 		Overwrite:   o.overwrite,
 		SpecialBits: o.specialBits,
+		Partial:     o.partial,
 		Progress: func(pr archive.RestoreProgress) {
 			bar.update(fmt.Sprintf("%d files", pr.Files), pr.Bytes, pr.TotalBytes, pr.Elapsed)
 		},
@@ -152,8 +178,15 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 	if err != nil {
 		return err
 	}
+	var partial error
+	if sum.NotRestoredCount > 0 {
+		partial = partialError{fmt.Sprintf("%d files could not be restored: the objects they need are missing or damaged", sum.NotRestoredCount)}
+	}
 	if g.json {
-		return writeJSON(g.stdout, sum)
+		if err := writeJSON(g.stdout, sum); err != nil {
+			return err
+		}
+		return partial
 	}
 	for _, w := range sum.Warnings {
 		fmt.Fprintf(g.stderr, "warning: %s\n", termSafeText(w))
@@ -163,5 +196,26 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 			shortID(p.ID), termSafe(p.Source), termSafe(o.target), sum.Files, storage.FormatBytes(sum.Bytes), sum.Dirs, sum.Symlinks,
 			sum.HardLinks, sum.Duration.Round(time.Millisecond))
 	}
-	return nil
+	if partial != nil {
+		printNotRestored(g, sum)
+	}
+	return partial
+}
+
+// printNotRestored lists, on stderr, the objects a partial restore lacked
+// and the files it could not write (all of them in --json).
+func printNotRestored(g *globalOptions, sum *archive.RestoreSummary) {
+	const shown = 20
+	fmt.Fprintf(g.stderr, "%d files could not be restored; missing or damaged:\n", sum.NotRestoredCount)
+	for _, u := range sum.Unavailable {
+		fmt.Fprintf(g.stderr, "  %s\n", u)
+	}
+	fmt.Fprintln(g.stderr, "not restored:")
+	for i, p := range sum.NotRestored {
+		if i == shown {
+			fmt.Fprintf(g.stderr, "  ... and %d more (--json lists up to %d)\n", sum.NotRestoredCount-shown, len(sum.NotRestored))
+			break
+		}
+		fmt.Fprintf(g.stderr, "  %s\n", p)
+	}
 }
