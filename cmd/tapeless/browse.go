@@ -30,6 +30,7 @@ type pointTree struct {
 	counted  *archive.CountingBackend
 	listErr  error // points that could not be listed (damaged), reported at the end
 	readers  []*archive.Reader
+	lock     *archive.ReadLock // keeps an offload from removing local objects meanwhile
 }
 
 // openPointTree opens the store view and unlocks its keys: reading a
@@ -40,12 +41,18 @@ func openPointTree(ctx context.Context, g *globalOptions, passFile string) (*poi
 		return nil, err
 	}
 	t := &pointTree{g: g, cfg: cfg, view: v}
+	if t.lock, err = lockStoreForRead(ctx, g, v.Dir); err != nil {
+		v.Close()
+		return nil, err
+	}
 	t.local, t.listErr = archive.ListPoints(ctx, v.Objects)
 	if t.listErr != nil && !archive.OnlyDamage(t.listErr) {
+		t.lock.Release()
 		v.Close()
 		return nil, t.listErr
 	}
 	if t.keys, err = unlockStore(g, v.Envelope, passFile); err != nil {
+		t.lock.Release()
 		v.Close()
 		return nil, err
 	}
@@ -59,6 +66,7 @@ func (t *pointTree) Close() error {
 			err = rerr
 		}
 	}
+	t.lock.Release()
 	if verr := t.view.Close(); err == nil {
 		err = verr
 	}

@@ -96,6 +96,26 @@ func unlockStore(g *globalOptions, envelope []byte, file string) (*archive.Keys,
 	return k, nil
 }
 
+// lockStoreForRead takes the store's shared read lock for a command that
+// reads local objects (restore, verify, ls, find, diff), so that an offload
+// running meanwhile leaves them in place. A store where the lock file
+// cannot be made (read-only) is read without it, and the user told. The
+// lock may be nil; Release accepts that.
+func lockStoreForRead(ctx context.Context, g *globalOptions, dir string) (*archive.ReadLock, error) {
+	lock, err := archive.LockForRead(ctx, dir, func() {
+		if !g.quiet && !g.json {
+			fmt.Fprintln(g.stderr, "Waiting for an offload to finish removing local objects...")
+		}
+	})
+	if errors.Is(err, archive.ErrNoReadLock) {
+		if !g.quiet {
+			fmt.Fprintf(g.stderr, "note: %v; an offload running meanwhile could remove what is read\n", err)
+		}
+		return nil, nil
+	}
+	return lock, err
+}
+
 func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointArg, path string) error {
 	if o.target == "" {
 		return usageError{errors.New("--target DIR is required")}
@@ -107,16 +127,8 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 	defer v.Close()
 	// Hold the store's read lock before finding the point: an offload
 	// running meanwhile then leaves the local point and its packs alone.
-	lock, err := archive.LockForRead(ctx, v.Dir, func() {
-		if !g.quiet && !g.json {
-			fmt.Fprintln(g.stderr, "Waiting for an offload to finish removing local objects...")
-		}
-	})
-	if errors.Is(err, archive.ErrNoReadLock) {
-		if !g.quiet {
-			fmt.Fprintf(g.stderr, "note: %v; an offload running meanwhile could remove what this restore reads\n", err)
-		}
-	} else if err != nil {
+	lock, err := lockStoreForRead(ctx, g, v.Dir)
+	if err != nil {
 		return err
 	}
 	defer lock.Release()

@@ -67,6 +67,13 @@ func runVerify(ctx context.Context, g *globalOptions, o verifyOptions) error {
 		return err
 	}
 	defer v.Close()
+	// An offload's cleanup must not remove objects while they are checked:
+	// a pack deleted mid-verify would read as lost.
+	lock, err := lockStoreForRead(ctx, g, v.Dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	var keys *archive.Keys
 	if o.passphraseFile != "" || os.Getenv("TAPELESS_PASSPHRASE_FILE") != "" {
 		if keys, err = unlockStore(g, v.Envelope, o.passphraseFile); err != nil {
