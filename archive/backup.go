@@ -98,8 +98,13 @@ type BackupSummary struct {
 	Errors   []FileError `json:"errors,omitempty"`
 	// ErrorCount counts all skipped entries; Errors keeps the first
 	// maxReportedErrors of them.
-	ErrorCount int64         `json:"error_count"`
-	Duration   time.Duration `json:"duration_ns"`
+	ErrorCount int64 `json:"error_count"`
+	// MissingPacks are packs the dedup index named but the store no
+	// longer holds (removed or truncated behind its back): their data was
+	// stored again for this point, and the older points that need them
+	// are damaged (verify names them).
+	MissingPacks []ID          `json:"missing_packs,omitempty"`
+	Duration     time.Duration `json:"duration_ns"`
 }
 
 // Partial reports whether something was skipped or stored with a warning,

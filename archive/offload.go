@@ -261,6 +261,9 @@ type OffloadResult struct {
 	// Pending points are confirmed on the primary copy only: archived,
 	// replication pending; their local copy is kept.
 	Pending []ID `json:"pending"`
+	// Damaged points need local objects that are missing or do not match
+	// the point: they are not offloaded and stay in the store.
+	Damaged []DamagedPoint `json:"damaged,omitempty"`
 	// CaughtUp points had pending replication and are now confirmed on
 	// every copy (their local copy stays when the plan keeps it local).
 	CaughtUp []ID `json:"caught_up"`
@@ -275,6 +278,14 @@ type OffloadResult struct {
 	PendingReplication PendingSummary `json:"pending_replication"`
 	SecondaryError     string         `json:"secondary_error,omitempty"`
 	Duration           time.Duration  `json:"duration_ns"`
+}
+
+// DamagedPoint is a local point Offload could not move because objects it
+// needs are missing from the store (or have another size than the point
+// recorded).
+type DamagedPoint struct {
+	Point   ID       `json:"point"`
+	Missing []string `json:"missing"` // object names
 }
 
 // Offload moves the points plan offloads from the store s to vault v, oldest
