@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,13 +36,22 @@ func BenchmarkUnchangedBackup(b *testing.B) {
 	first := mustBackup(b, s, BackupOptions{Sources: []string{src}, Name: "bench"})
 	packs, _ := s.Packs(b.Context())
 	b.Logf("first backup: %d files, %d packs", first.Files, len(packs))
+	// CPU time as well as wall time: on a shared machine the wall time
+	// of a 200 ms run varies by half.
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	b.ResetTimer()
+	start := cpu()
 	for range b.N {
 		sum := mustBackup(b, s, BackupOptions{Sources: []string{src}, Name: "bench"})
 		if sum.FilesRead != 0 {
 			b.Fatalf("unchanged backup read %d files", sum.FilesRead)
 		}
 	}
+	b.ReportMetric(float64(cpu()-start)/float64(b.N)/1e6, "cpu-ms/op")
 }
 
 // randomFiles writes n incompressible files of 20–50 KiB under dir, with
@@ -123,7 +133,7 @@ func TestBackupStoresALostPackAgain(t *testing.T) {
 			}
 			dst := t.TempDir()
 			mustRestore(t, s, k, second.Point, RestoreOptions{Target: dst})
-			got := fileContents(t, filepath.Join(dst, strings.TrimPrefix(src, "/")))
+			got := fileContents(t, dst)
 			if len(got) != len(want) {
 				t.Errorf("restored %d files, want %d", len(got), len(want))
 			}
@@ -137,10 +147,10 @@ func TestBackupStoresALostPackAgain(t *testing.T) {
 			if _, err := Verify(ctx, s.Objects(), k, false, 0, func(p VerifyProblem) { problems = append(problems, p.Error()) }); err != nil {
 				t.Fatal(err)
 			}
-			if !mentions(problems, PackName(lost)) || !mentions(problems, first.Point.String()) {
+			if !mentions(problems, PackName(lost)) || !strings.Contains(strings.Join(problems, "\n"), first.Point.String()) {
 				t.Errorf("verify problems %q do not name the lost pack %s and point %s", problems, PackName(lost), first.Point)
 			}
-			if mentions(problems, second.Point.String()) {
+			if strings.Contains(strings.Join(problems, "\n"), second.Point.String()) {
 				t.Errorf("verify blames the new, intact point: %q", problems)
 			}
 

@@ -167,6 +167,14 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions, args []st
 		if n := len(sum.Changed); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d files changed while being read", n))
 		}
+		if n := len(sum.MissingPacks); n > 0 {
+			names := make([]string, 0, n)
+			for _, id := range sum.MissingPacks {
+				names = append(names, archive.PackName(id))
+			}
+			parts = append(parts, fmt.Sprintf("the store had lost %d pack(s) (%s): their data was stored again for this point; older points that need them are damaged, run 'tapeless verify' to see which",
+				n, strings.Join(names, ", ")))
+		}
 		return partialError{fmt.Sprintf("recovery point %s made, but %s", shortID(sum.Point), strings.Join(parts, " and "))}
 	}
 	return nil

@@ -220,9 +220,21 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 	} else if !g.quiet {
 		printOffloadResult(g.stdout, res)
 	}
+	var partial []string
+	if n := len(res.Damaged); n > 0 {
+		var ds []string
+		for _, d := range res.Damaged {
+			ds = append(ds, fmt.Sprintf("%s (missing %s)", shortID(d.Point), strings.Join(d.Missing, ", ")))
+		}
+		partial = append(partial, fmt.Sprintf("%d damaged point(s) not offloaded and kept in the store: %s; run 'tapeless verify'",
+			n, strings.Join(ds, "; ")))
+	}
 	if pr := res.PendingReplication; pr.Objects > 0 {
-		return partialError{fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
-			pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), secondaryWhy(res))}
+		partial = append(partial, fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
+			pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), secondaryWhy(res)))
+	}
+	if len(partial) > 0 {
+		return partialError{strings.Join(partial, "; and ")}
 	}
 	return nil
 }
@@ -242,12 +254,18 @@ func printOffloadResult(w io.Writer, r *archive.OffloadResult) {
 	if n := len(r.CaughtUp); n > 0 {
 		fmt.Fprintf(w, ", %d caught up with the secondary copy", n)
 	}
+	if n := len(r.Damaged); n > 0 {
+		fmt.Fprintf(w, ", %d damaged and not offloaded", n)
+	}
 	fmt.Fprintln(w, ".")
 	for _, id := range r.Archived {
 		fmt.Fprintf(w, "  archived  %s\n", shortID(id))
 	}
 	for _, id := range r.Pending {
 		fmt.Fprintf(w, "  archived, replication pending  %s\n", shortID(id))
+	}
+	for _, d := range r.Damaged {
+		fmt.Fprintf(w, "  damaged, kept locally  %s: the store lacks %s\n", shortID(d.Point), strings.Join(d.Missing, ", "))
 	}
 	fmt.Fprintf(w, "  sent %s in %d object copies (%d copies already there and confirmed)\n",
 		storage.FormatBytes(r.BytesUploaded), r.ObjectsUploaded, r.ObjectsPresent)
