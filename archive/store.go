@@ -266,7 +266,30 @@ func OpenStore(ctx context.Context, dir string) (*Store, error) {
 		lock.release()
 		return nil, err
 	}
+	if err := s.removeTemps(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// tempRemover is the file backend's cleanup of killed saves.
+type tempRemover interface {
+	RemoveTemps(ctx context.Context) (int, int64, error)
+}
+
+// removeTemps deletes what saves killed mid-way (a backup killed while
+// writing a pack) left in objects/: up to a pack each, never reused. Only
+// with the lock held, which guarantees no other process is saving here.
+func (s *Store) removeTemps(ctx context.Context) error {
+	r, ok := storage.Innermost(s.objects).(tempRemover)
+	if !ok {
+		return nil
+	}
+	if _, _, err := r.RemoveTemps(ctx); err != nil {
+		return fmt.Errorf("open store %s: %w", s.dir, err)
+	}
+	return nil
 }
 
 func openLocked(ctx context.Context, dir string, lock *storeLock) (*Store, error) {
