@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -94,13 +96,29 @@ func pointOf(t testing.TB, s *Store, id ID) PointHeader {
 }
 
 // TestBackupStoresALostPackAgain: a pack file removed from the store
-// behind its back must not be deduplicated against. The next backup, on the
+// behind its back (or cut short) must not be deduplicated against. The next backup, on the
 // same open Store as a daemon would hold it, with or without the file
 // cache, stores that data again and names the missing pack; the new point
 // restores; verify blames only the old point; the loss is reported once.
 func TestBackupStoresALostPackAgain(t *testing.T) {
-	for _, noCache := range []bool{false, true} {
-		t.Run(fmt.Sprintf("NoCache=%v", noCache), func(t *testing.T) {
+	lose := map[string]func(t *testing.T, p string){
+		"removed": func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"truncated": func(t *testing.T, p string) {
+			if err := os.Truncate(p, 1000); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for _, c := range []struct {
+		how     string
+		noCache bool
+	}{{"removed", false}, {"removed", true}, {"truncated", false}} {
+		noCache := c.noCache
+		t.Run(fmt.Sprintf("%s/NoCache=%v", c.how, noCache), func(t *testing.T) {
 			ctx := context.Background()
 			s, k := newTreeTestStore(t)
 			s.SetPackSize(64 << 10)
@@ -112,9 +130,7 @@ func TestBackupStoresALostPackAgain(t *testing.T) {
 				t.Fatalf("first point has %d packs, want several", len(h.Packs))
 			}
 			lost := h.Packs[1].Pack
-			if err := os.Remove(objectPath(s, PackName(lost))); err != nil {
-				t.Fatal(err)
-			}
+			lose[c.how](t, objectPath(s, PackName(lost)))
 
 			second := mustBackup(t, s, BackupOptions{Sources: []string{src}, Name: "a", NoCache: noCache})
 			if second.NewStoredBytes == 0 || second.NewChunks == 0 {
@@ -218,5 +234,40 @@ func TestOffloadGoesOnPastAPointWithALostPack(t *testing.T) {
 	}
 	if e, ok, err := catalogGet(s, a.Point); err != nil || (ok && e.Archived()) {
 		t.Errorf("catalogue entry of the damaged point: %+v, %v, %v; want not archived", e, ok, err)
+	}
+}
+
+// TestBackupOverridesEntriesIntoAnUnrecordedLostPack: a dedup index whose
+// blob entries name a pack it has no record of (a damaged state.db), with
+// the pack gone too. The entries cannot be found through the pack, so the
+// new copies of the blobs must replace them, or the point could not be
+// saved.
+func TestBackupOverridesEntriesIntoAnUnrecordedLostPack(t *testing.T) {
+	s, k := newTreeTestStore(t)
+	s.SetPackSize(64 << 10)
+	src := filepath.Join(t.TempDir(), "src")
+	want := randomFiles(t, src, 3, 6)
+	first := mustBackup(t, s, BackupOptions{Sources: []string{src}, Name: "a"})
+	lost := pointOf(t, s, first.Point).Packs[0].Pack
+	err := s.DB().Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketPackBlobs).Delete(lost[:]); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPacks).Delete(lost[:])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(objectPath(s, PackName(lost))); err != nil {
+		t.Fatal(err)
+	}
+	second := mustBackup(t, s, BackupOptions{Sources: []string{src}, Name: "a", NoCache: true})
+	if len(second.MissingPacks) != 1 || second.MissingPacks[0] != lost || second.NewChunks == 0 {
+		t.Errorf("backup: missing packs %v, %d new chunks; want [%s] and its chunks stored again", second.MissingPacks, second.NewChunks, lost)
+	}
+	dst := t.TempDir()
+	mustRestore(t, s, k, second.Point, RestoreOptions{Target: dst})
+	if got := fileContents(t, dst); len(got) != len(want) {
+		t.Errorf("restored %d files, want %d", len(got), len(want))
 	}
 }
