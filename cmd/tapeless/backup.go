@@ -43,7 +43,9 @@ Files whose size, mtime, ctime and inode have not changed since the last
 backup of the same source are not read again. Devices, sockets and FIFOs
 are skipped and counted. Unreadable entries are reported and skipped, and
 files that keep changing while being read are stored marked as changed;
-either makes the exit code 3. Before anything is written the source must
+either makes the exit code 3. So does a pack found missing from the store:
+its data is stored again for the new point, and 'tapeless verify' names
+the older points that needed it. Before anything is written the source must
 be at most 54,400 GB and the store's file system must have 5% of the
 source's size free.
 

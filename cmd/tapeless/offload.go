@@ -49,6 +49,10 @@ point is "archived, replication pending", its local copy is kept and the
 exit code is 3; the next offload copies what the secondary lacks and only
 then deletes the local copy. 'tapeless vault status' shows what is pending.
 
+A point whose packs or index objects are missing from the store is
+damaged: it is not offloaded and never deleted locally, the others go on,
+and offload names it with what it lacks and exits 3.
+
 Before anything moves, the local clock is compared with each S3 server's
 (more than 5 minutes apart: refused), incomplete multipart uploads left by
 a killed run are aborted, and the staging folder must have 5% of the data
