@@ -98,13 +98,21 @@ type BackupSummary struct {
 	Errors   []FileError `json:"errors,omitempty"`
 	// ErrorCount counts all skipped entries; Errors keeps the first
 	// maxReportedErrors of them.
-	ErrorCount int64         `json:"error_count"`
-	Duration   time.Duration `json:"duration_ns"`
+	ErrorCount int64 `json:"error_count"`
+	// MissingPacks are packs the dedup index named but the store no
+	// longer holds (removed or truncated behind its back): their data was
+	// stored again for this point, and the older points that need them
+	// are damaged (verify names them).
+	MissingPacks []ID          `json:"missing_packs,omitempty"`
+	Duration     time.Duration `json:"duration_ns"`
 }
 
 // Partial reports whether something was skipped or stored with a warning,
-// which the command line turns into exit code 3.
-func (s *BackupSummary) Partial() bool { return s.ErrorCount > 0 || len(s.Changed) > 0 }
+// or the store was found damaged, which the command line turns into exit
+// code 3.
+func (s *BackupSummary) Partial() bool {
+	return s.ErrorCount > 0 || len(s.Changed) > 0 || len(s.MissingPacks) > 0
+}
 
 const maxReportedErrors = 1000
 
@@ -186,6 +194,10 @@ func Backup(ctx context.Context, s *Store, o BackupOptions) (*BackupSummary, err
 		}
 	}
 
+	// Check each pack the dedup index names afresh in this run: one
+	// that went missing since must not be deduplicated against.
+	s.ResetPackChecks()
+	lostBefore := len(s.LostPacks())
 	var cache *fileCache
 	if !o.NoCache {
 		cache, err = newFileCache(s.DB(), name, uint64(now.UnixNano()))
@@ -228,6 +240,7 @@ func Backup(ctx context.Context, s *Store, o BackupOptions) (*BackupSummary, err
 		return nil, fmt.Errorf("backup %s: %w", name, err)
 	}
 	sum.Point = id
+	sum.MissingPacks = s.LostPacks()[lostBefore:]
 	if cache != nil {
 		// Only after the point is saved: a failed backup leaves the old
 		// entries, which stay valid because they are checked against the

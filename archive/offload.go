@@ -9,6 +9,7 @@ import (
 	"io"
 	"path"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -211,6 +212,26 @@ func pointObjects(ctx context.Context, s *Store, h PointHeader) ([]object, error
 	return append(out, object{PointName(h.ID), info.Size}), nil
 }
 
+// missingLocal returns the packs and index objects of h that the store
+// lacks or holds with another size than h recorded.
+func missingLocal(ctx context.Context, s *Store, h PointHeader) ([]string, error) {
+	var out []string
+	for _, r := range h.Packs {
+		for _, ob := range []object{{PackName(r.Pack), r.Size}, {IndexName(r.Index), r.IndexSize}} {
+			info, err := s.objects.Stat(ctx, ob.name)
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				out = append(out, ob.name)
+			case err != nil:
+				return nil, fmt.Errorf("point %s: %w", h.ID, err)
+			case info.Size != ob.size:
+				out = append(out, fmt.Sprintf("%s (%d bytes, the point recorded %d)", ob.name, info.Size, ob.size))
+			}
+		}
+	}
+	return out, nil
+}
+
 func pointStored(ctx context.Context, s *Store, h PointHeader) (int64, error) {
 	objs, err := pointObjects(ctx, s, h)
 	if err != nil {
@@ -267,6 +288,9 @@ type OffloadResult struct {
 	// Pending points are confirmed on the primary copy only: archived,
 	// replication pending; their local copy is kept.
 	Pending []ID `json:"pending"`
+	// Damaged points need local objects that are missing or do not match
+	// the point: they are not offloaded and stay in the store.
+	Incomplete []IncompletePoint `json:"incomplete,omitempty"`
 	// CaughtUp points had pending replication and are now confirmed on
 	// every copy (their local copy stays when the plan keeps it local).
 	CaughtUp []ID `json:"caught_up"`
@@ -288,6 +312,15 @@ type OffloadResult struct {
 	Duration           time.Duration  `json:"duration_ns"`
 }
 
+// IncompletePoint is a local point Offload could not move because objects
+// it needs are missing from the store (or have another size than the point
+// recorded). (A DamagedPoint, by contrast, is a point object that cannot be
+// read at all.)
+type IncompletePoint struct {
+	Point   ID       `json:"point"`
+	Missing []string `json:"missing"` // object names
+}
+
 // Offload moves the points plan offloads from the store s to vault v, oldest
 // first, and finishes earlier runs: for each point it places every pack and
 // index object it needs on each copy the vault lacks it on (primary, then
@@ -301,6 +334,10 @@ type OffloadResult struct {
 // archived with replication pending, their local copy is kept, and a later
 // Offload catches up before it deletes them. Points pending from earlier
 // runs that the plan keeps local are caught up too.
+//
+// A point whose packs or index objects are missing from the store (or of
+// another size than it recorded) is damaged: it is skipped, named in
+// Damaged and kept in the store, and the other points go on.
 //
 // Offload is safe to kill at any instant; running it again completes the
 // work (objects already confirmed are skipped). It refuses to run when a
@@ -409,6 +446,24 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 	for _, h := range all {
 		if err := ctx.Err(); err != nil {
 			return res, err
+		}
+		// A point the store cannot produce in full is not offloaded and
+		// never deleted; the others go on (its packs stay: it is local).
+		missing, err := missingLocal(ctx, s, h)
+		if err != nil {
+			return res, err
+		}
+		if len(missing) > 0 {
+			res.Incomplete = append(res.Incomplete, IncompletePoint{Point: h.ID, Missing: missing})
+			o.Log(fmt.Sprintf("point %s is damaged, not offloaded and kept in the store: it needs %s, which the store lacks (see 'tapeless verify')",
+				h.ID.String()[:12], strings.Join(missing, ", ")))
+			if objs, err := pointObjects(ctx, s, h); err == nil {
+				for _, ob := range objs {
+					off.done.Add(ob.size) // counted in total: skipped is done
+				}
+			}
+			off.pointsDone.Add(1)
+			continue
 		}
 		deleteLocal := inPlan[h.ID]
 		if err := off.point(ctx, h, deleteLocal); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -147,6 +148,13 @@ type Store struct {
 
 	bgCtx    context.Context // for background pack writes; cancelled by Close
 	bgCancel context.CancelFunc
+
+	// packs the dedup index names are checked against the objects folder
+	// once each (see packPresent); lost lists, in order, those found
+	// missing, whose index entries were dropped.
+	packMu  sync.Mutex
+	present map[ID]bool
+	lost    []ID
 }
 
 // InitStore creates a store in dir (absent or empty) for the given keys.
@@ -263,7 +271,30 @@ func OpenStore(ctx context.Context, dir string) (*Store, error) {
 		lock.release()
 		return nil, err
 	}
+	if err := s.removeTemps(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// tempRemover is the file backend's cleanup of killed saves.
+type tempRemover interface {
+	RemoveTemps(ctx context.Context) (int, int64, error)
+}
+
+// removeTemps deletes what saves killed mid-way (a backup killed while
+// writing a pack) left in objects/: up to a pack each, never reused. Only
+// with the lock held, which guarantees no other process is saving here.
+func (s *Store) removeTemps(ctx context.Context) error {
+	r, ok := storage.Innermost(s.objects).(tempRemover)
+	if !ok {
+		return nil
+	}
+	if _, _, err := r.RemoveTemps(ctx); err != nil {
+		return fmt.Errorf("open store %s: %w", s.dir, err)
+	}
+	return nil
 }
 
 func openLocked(ctx context.Context, dir string, cfg storeConfig, lock *storeLock) (*Store, error) {
@@ -283,7 +314,7 @@ func openLocked(ctx context.Context, dir string, cfg storeConfig, lock *storeLoc
 	}
 	s := &Store{
 		dir: dir, pub: pub, env: env, objects: objects, db: db, lock: lock,
-		packSize: DefaultPackSize, pending: map[blobKey]struct{}{},
+		packSize: DefaultPackSize, pending: map[blobKey]struct{}{}, present: map[ID]bool{},
 	}
 	s.idle = sync.NewCond(&s.mu)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -374,8 +405,133 @@ func (s *Store) lookup(k blobKey) (location, bool, error) {
 	return loc, found, err
 }
 
+// lookupLive is lookup for deduplication: a blob counts as stored only
+// when its pack is still in the objects folder. A pack found missing is
+// dropped from the dedup index (see packPresent), so the blob is stored
+// again rather than referenced in a pack nobody can read.
+func (s *Store) lookupLive(ctx context.Context, k blobKey) (location, bool, error) {
+	loc, ok, err := s.lookup(k)
+	if err != nil || !ok {
+		return loc, ok, err
+	}
+	ok, err = s.packPresent(ctx, loc.Pack)
+	return loc, ok, err
+}
+
+// packPresent reports whether a pack the dedup index names is in the
+// objects folder with the size recorded for it. Each pack is checked once
+// (a stat) until ResetPackChecks; packs this Store wrote count as present.
+// A pack that is missing or of another size is forgotten by the dedup
+// index and remembered in LostPacks. Only this process writes the store
+// (the lock), and a pack leaves the folder only after RemovePack has
+// forgotten it, so a recorded pack that is absent was lost, not moved:
+// points already offloaded have their packs forgotten, not kept as
+// vault-only entries, so nothing here deduplicates against the vault.
+func (s *Store) packPresent(ctx context.Context, pack ID) (bool, error) {
+	s.packMu.Lock()
+	ok, known := s.present[pack]
+	s.packMu.Unlock()
+	if known {
+		return ok, nil
+	}
+	var rec packRecord
+	var recorded bool
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketPacks).Get(pack[:])
+		if v == nil {
+			return nil
+		}
+		var err error
+		rec, err = decodePackRecord(v)
+		recorded = err == nil
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("check pack %s: %w", pack, err)
+	}
+	info, err := s.objects.Stat(ctx, PackName(pack))
+	switch {
+	case err == nil && recorded && info.Size == rec.Size:
+		ok = true
+	case err == nil || errors.Is(err, storage.ErrNotFound):
+		if err := s.forgetLostPack(pack); err != nil {
+			return false, err
+		}
+	default:
+		return false, fmt.Errorf("check pack %s: %w", pack, err)
+	}
+	s.packMu.Lock()
+	defer s.packMu.Unlock()
+	if _, known := s.present[pack]; !known {
+		s.present[pack] = ok
+		if !ok {
+			s.lost = append(s.lost, pack)
+		}
+	}
+	return ok, nil
+}
+
+// forgetLostPack drops a lost pack from the dedup index: its blobs' entries,
+// its blob list and its record. Its index object stays, for verify to
+// name.
+func (s *Store) forgetLostPack(pack ID) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error { return forgetPack(tx, pack) })
+	if err != nil {
+		return fmt.Errorf("forget lost pack %s: %w", pack, err)
+	}
+	return nil
+}
+
+// forgetPack deletes a pack's record and the dedup entries that point
+// into it.
+func forgetPack(tx *bbolt.Tx, pack ID) error {
+	blobs := tx.Bucket(bucketBlobs)
+	keys := tx.Bucket(bucketPackBlobs).Get(pack[:])
+	for i := 0; i+33 <= len(keys); i += 33 {
+		k := keys[i : i+33]
+		if v := blobs.Get(k); v != nil {
+			if loc, err := decodeLocation(v); err == nil && loc.Pack == pack {
+				if err := blobs.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := tx.Bucket(bucketPackBlobs).Delete(pack[:]); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketPacks).Delete(pack[:])
+}
+
+// knownLost reports whether packPresent found pack missing.
+func (s *Store) knownLost(pack ID) bool {
+	s.packMu.Lock()
+	defer s.packMu.Unlock()
+	ok, known := s.present[pack]
+	return known && !ok
+}
+
+// ResetPackChecks makes the store check every pack again the next time the
+// dedup index names it. Backup calls it at its start, so a Store held open
+// across many backups (the daemon) notices a pack lost in between.
+func (s *Store) ResetPackChecks() {
+	s.packMu.Lock()
+	defer s.packMu.Unlock()
+	clear(s.present)
+}
+
+// LostPacks returns the packs this Store found missing from its objects
+// folder (or of the wrong size) and dropped from the dedup index, in the
+// order found.
+func (s *Store) LostPacks() []ID {
+	s.packMu.Lock()
+	defer s.packMu.Unlock()
+	return slices.Clone(s.lost)
+}
+
 // HasBlob reports whether a blob of type t and ID id is stored or pending
-// (added and due to be written by the next Flush).
+// (added and due to be written by the next Flush). A blob whose pack has
+// gone missing is not stored (see packPresent).
 func (s *Store) HasBlob(ctx context.Context, t BlobType, id ID) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -387,7 +543,7 @@ func (s *Store) HasBlob(ctx context.Context, t BlobType, id ID) (bool, error) {
 	if ok {
 		return true, nil
 	}
-	_, ok, err := s.lookup(k)
+	_, ok, err := s.lookupLive(ctx, k)
 	if err != nil {
 		return false, fmt.Errorf("look up blob %s: %w", id, err)
 	}
@@ -434,7 +590,7 @@ func (s *Store) AddBlob(ctx context.Context, t BlobType, data []byte) (ID, int64
 	if dup {
 		return id, 0, nil
 	}
-	if _, ok, err := s.lookup(k); err != nil {
+	if _, ok, err := s.lookupLive(ctx, k); err != nil {
 		return id, 0, fmt.Errorf("add blob %s: %w", id, err)
 	} else if ok {
 		return id, 0, nil
@@ -558,8 +714,10 @@ func (s *Store) writePack(ctx context.Context, p *packBuilder) error {
 		for _, e := range p.entries {
 			k := makeBlobKey(e.Type, e.ID)
 			keys = append(keys, k[:]...)
-			if blobs.Get(k[:]) != nil {
-				continue // already stored elsewhere; keep the first copy
+			if v := blobs.Get(k[:]); v != nil {
+				if loc, err := decodeLocation(v); err != nil || !s.knownLost(loc.Pack) {
+					continue // already stored elsewhere; keep the first copy
+				}
 			}
 			loc := location{Pack: packID, Offset: e.Offset, Length: e.Length, RawLen: e.RawLen}
 			if err := blobs.Put(k[:], loc.encode()); err != nil {
@@ -574,6 +732,9 @@ func (s *Store) writePack(ctx context.Context, p *packBuilder) error {
 	if err != nil {
 		return fmt.Errorf("record pack %s: %w", packID, err)
 	}
+	s.packMu.Lock()
+	s.present[packID] = true
+	s.packMu.Unlock()
 	return nil
 }
 
@@ -663,10 +824,12 @@ func (r *Refs) AddAll(ctx context.Context, t BlobType, ids []ID) error {
 				if err != nil {
 					return err
 				}
-				r.packs[loc.Pack] = struct{}{}
-			} else {
-				r.unresolved[k] = struct{}{}
+				if !r.s.knownLost(loc.Pack) {
+					r.packs[loc.Pack] = struct{}{}
+					continue
+				}
 			}
+			r.unresolved[k] = struct{}{}
 		}
 		if len(r.unresolved) < refsSweepAt {
 			return nil
@@ -677,16 +840,19 @@ func (r *Refs) AddAll(ctx context.Context, t BlobType, ids []ID) error {
 				if err != nil {
 					return err
 				}
-				r.packs[loc.Pack] = struct{}{}
-				delete(r.unresolved, k)
+				if !r.s.knownLost(loc.Pack) {
+					r.packs[loc.Pack] = struct{}{}
+					delete(r.unresolved, k)
+				}
 			}
 		}
 		return nil
 	})
 }
 
-// resolve turns the set into PackRefs; every blob must be committed.
-func (r *Refs) resolve() ([]PackRef, error) {
+// resolve turns the set into PackRefs; every blob must be committed and
+// every pack present (a point must never list a pack the store lost).
+func (r *Refs) resolve(ctx context.Context) ([]PackRef, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []PackRef
@@ -725,8 +891,20 @@ func (r *Refs) resolve() ([]PackRef, error) {
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range out {
+		ok, err := r.s.packPresent(ctx, ref.Pack)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("referenced pack %s is missing from the store", ref.Pack)
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Pack[:], out[j].Pack[:]) < 0 })
-	return out, err
+	return out, nil
 }
 
 // SavePoint flushes the store and writes a point object for h. h.Refs must
@@ -744,7 +922,7 @@ func (s *Store) SavePoint(ctx context.Context, h PointHeader) (ID, error) {
 	if err := s.Flush(ctx); err != nil {
 		return ID{}, fmt.Errorf("save point: %w", err)
 	}
-	packs, err := h.Refs.resolve()
+	packs, err := h.Refs.resolve(ctx)
 	if err != nil {
 		return ID{}, fmt.Errorf("save point: %w", err)
 	}
@@ -843,26 +1021,14 @@ func (s *Store) RemovePack(ctx context.Context, pack ID) error {
 		if rec, err = decodePackRecord(v); err != nil {
 			return err
 		}
-		blobs := tx.Bucket(bucketBlobs)
-		keys := tx.Bucket(bucketPackBlobs).Get(pack[:])
-		for i := 0; i+33 <= len(keys); i += 33 {
-			k := keys[i : i+33]
-			if v := blobs.Get(k); v != nil {
-				if loc, err := decodeLocation(v); err == nil && loc.Pack == pack {
-					if err := blobs.Delete(k); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		if err := tx.Bucket(bucketPackBlobs).Delete(pack[:]); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketPacks).Delete(pack[:])
+		return forgetPack(tx, pack)
 	})
 	if err != nil {
 		return fmt.Errorf("remove pack %s: %w", pack, err)
 	}
+	s.packMu.Lock()
+	delete(s.present, pack)
+	s.packMu.Unlock()
 	for _, name := range []string{IndexName(rec.Index), PackName(pack)} {
 		if err := s.objects.Remove(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("remove pack %s: %w", pack, err)

@@ -84,7 +84,7 @@ func Verify(ctx context.Context, b storage.Backend, k *Keys, readData bool, subs
 			pn, in := PackName(r.Pack), IndexName(r.Index)
 			needed[pn] = true
 			if size, ok := packs[pn]; !ok {
-				v.problem(pn, fmt.Errorf("missing: point %s needs it", h.ID))
+				v.problem(pn, fmt.Errorf("missing: point %s needs it and cannot be restored in full", h.ID))
 			} else if size != r.Size {
 				v.problem(pn, fmt.Errorf("size %d, point %s recorded %d", size, h.ID, r.Size))
 			}

@@ -133,6 +133,40 @@ func (f *File) Save(ctx context.Context, name string, r io.Reader, size int64) (
 	return nil
 }
 
+// RemoveTemps deletes the temporary files that saves killed before they
+// finished left below the root (regular files whose names start with
+// ".tapeless-tmp-"; a save that returns removes its own) and returns how
+// many it removed and their bytes. A live save's file looks the same, so
+// call it only while no other process can be saving into this root (the
+// store lock guarantees that for a store's objects).
+func (f *File) RemoveTemps(ctx context.Context) (n int, size int64, err error) {
+	err = filepath.WalkDir(f.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+		n++
+		size += info.Size()
+		return nil
+	})
+	if err != nil {
+		return n, size, fmt.Errorf("remove temporary files in %s: %w", f.Location(), err)
+	}
+	return n, size, nil
+}
+
 // Load calls fn with a reader over the requested range of the object.
 func (f *File) Load(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error {
 	p, err := f.path(name)

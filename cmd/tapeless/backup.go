@@ -43,7 +43,9 @@ Files whose size, mtime, ctime and inode have not changed since the last
 backup of the same source are not read again. Devices, sockets and FIFOs
 are skipped and counted. Unreadable entries are reported and skipped, and
 files that keep changing while being read are stored marked as changed;
-either makes the exit code 3. Before anything is written the source must
+either makes the exit code 3. So does a pack found missing from the store:
+its data is stored again for the new point, and 'tapeless verify' names
+the older points that needed it. Before anything is written the source must
 be at most 54,400 GB and the store's file system must have 5% of the
 source's size free.
 
@@ -198,6 +200,14 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions, args []st
 		}
 		if n := len(sum.Changed); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d files changed while being read", n))
+		}
+		if n := len(sum.MissingPacks); n > 0 {
+			names := make([]string, 0, n)
+			for _, id := range sum.MissingPacks {
+				names = append(names, archive.PackName(id))
+			}
+			parts = append(parts, fmt.Sprintf("the store had lost %d pack(s) (%s): their data was stored again for this point; older points that need them are damaged, run 'tapeless verify' to see which",
+				n, strings.Join(names, ", ")))
 		}
 		return partialError{fmt.Sprintf("recovery point %s made, but %s", shortID(sum.Point), strings.Join(parts, " and "))}
 	}

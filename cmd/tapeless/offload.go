@@ -53,6 +53,10 @@ A point object in the store that cannot be read (damaged) is skipped and
 reported (exit code 3): it is never offloaded or deleted, and no local
 pack is collected while it is there, since it may need any of them.
 
+A point whose packs or index objects are missing from the store is
+damaged: it is not offloaded and never deleted locally, the others go on,
+and offload names it with what it lacks and exits 3.
+
 Before anything moves, the local clock is compared with each S3 server's
 (more than 5 minutes apart: refused), incomplete multipart uploads left by
 a killed run are aborted, and the staging folder must have 5% of the data
@@ -242,13 +246,24 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 	} else if !g.quiet {
 		printOffloadResult(g.stdout, res)
 	}
-	if pr := res.PendingReplication; pr.Objects > 0 {
-		msg := fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
-			pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), secondaryWhy(res))
-		if damageErr != nil {
-			msg += "; " + damageErr.Error()
+	var partial []string
+	if n := len(res.Incomplete); n > 0 {
+		var ds []string
+		for _, d := range res.Incomplete {
+			ds = append(ds, fmt.Sprintf("%s (missing %s)", shortID(d.Point), strings.Join(d.Missing, ", ")))
 		}
-		return partialError{msg}
+		partial = append(partial, fmt.Sprintf("%d damaged point(s) not offloaded and kept in the store: %s; run 'tapeless verify'",
+			n, strings.Join(ds, "; ")))
+	}
+	if pr := res.PendingReplication; pr.Objects > 0 {
+		partial = append(partial, fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
+			pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), secondaryWhy(res)))
+	}
+	if len(partial) > 0 {
+		if damageErr != nil {
+			partial = append(partial, damageErr.Error())
+		}
+		return partialError{strings.Join(partial, "; and ")}
 	}
 	return damageErr
 }
@@ -271,6 +286,9 @@ func printOffloadResult(w io.Writer, r *archive.OffloadResult) {
 	if n := len(r.LocalDeleteDeferred); n > 0 {
 		fmt.Fprintf(w, ", %d archived and kept locally until the next offload (a restore was reading the store)", n)
 	}
+	if n := len(r.Incomplete); n > 0 {
+		fmt.Fprintf(w, ", %d damaged and not offloaded", n)
+	}
 	fmt.Fprintln(w, ".")
 	for _, id := range r.Archived {
 		fmt.Fprintf(w, "  archived  %s\n", shortID(id))
@@ -280,6 +298,9 @@ func printOffloadResult(w io.Writer, r *archive.OffloadResult) {
 	}
 	for _, id := range r.Pending {
 		fmt.Fprintf(w, "  archived, replication pending  %s\n", shortID(id))
+	}
+	for _, d := range r.Incomplete {
+		fmt.Fprintf(w, "  damaged, kept locally  %s: the store lacks %s\n", shortID(d.Point), strings.Join(d.Missing, ", "))
 	}
 	fmt.Fprintf(w, "  sent %s in %d object copies (%d copies already there and confirmed)\n",
 		storage.FormatBytes(r.BytesUploaded), r.ObjectsUploaded, r.ObjectsPresent)
