@@ -60,6 +60,14 @@ uninstall: ## remove what install put under PREFIX (and DESTDIR)
 		$(DESTDIR)$(SHAREDIR)/zsh/site-functions/_tapeless \
 		$(DESTDIR)$(SHAREDIR)/fish/vendor_completions.d/tapeless.fish
 
+# Builds for the other Unix systems tapeless supports; only Linux runs the
+# tests. Windows is refused at build time with a message saying why.
+cross: ## build for darwin and freebsd (amd64 and arm64) to check portability
+	for os in darwin freebsd; do for arch in amd64 arm64; do \
+		echo "GOOS=$$os GOARCH=$$arch go build ./..."; \
+		GOOS=$$os GOARCH=$$arch $(GO) build ./... || exit 1; \
+	done; done
+
 test: ## start MinIO, run every test (S3 included), stop MinIO
 	scripts/with-minio.sh $(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
 

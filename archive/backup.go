@@ -598,7 +598,7 @@ var (
 // openNoFollow opens a regular file for reading without following a
 // symlink and, when permitted, without updating its atime.
 func openNoFollow(p string) (*os.File, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|oNoatime, 0)
 	if errors.Is(err, unix.EPERM) {
 		fd, err = unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	}
@@ -619,7 +619,7 @@ func fstatIdentity(f *os.File) (fileIdentity, bool, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return fileIdentity{}, false, &os.PathError{Op: "fstat", Path: f.Name(), Err: err}
 	}
-	return fileIdentity{st.Size, st.Mtim.Nano(), st.Ctim.Nano(), st.Ino}, st.Mode&unix.S_IFMT == unix.S_IFREG, nil
+	return fileIdentity{st.Size, statMtime(&st), statCtime(&st), uint64(st.Ino)}, st.Mode&unix.S_IFMT == unix.S_IFREG, nil
 }
 
 // readFile reads and stores one file's content, retrying a file that changes

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -945,17 +944,6 @@ func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
 	return nil
 }
 
-// futimens sets the mtime of an open file (utimensat with a NULL path,
-// which Linux applies to the descriptor itself), leaving atime alone.
-func futimens(f *os.File, mtime int64) error {
-	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime)}
-	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
-
 // content writes the file's data extents, leaving holes unwritten, and
 // checks size and SHA-256 of what was written.
 func (rs *restoreRun) content(w *fileWriter, f *os.File, n *Node, dest string) error {
@@ -1056,7 +1044,7 @@ func (rs *restoreRun) symlink(n *Node) error {
 		return fmt.Errorf("restore symlink %s: %w", n.Path, err)
 	}
 	defer d.Close()
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(n.Mtime)}
+	ts := []unix.Timespec{{Nsec: utimeOmit}, unix.NsecToTimespec(n.Mtime)}
 	if err := unix.UtimesNanoAt(int(d.Fd()), base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("restore symlink %s: set times: %w", n.Path, err)
 	}

@@ -360,13 +360,13 @@ func (w *walker) stat(osPath, rel string) (*Entry, error) {
 // entryFromStat converts a stat result; nil means a special file.
 func entryFromStat(st *unix.Stat_t) *Entry {
 	e := &Entry{
-		Perm:   st.Mode & 0o7777,
+		Perm:   uint32(st.Mode) & 0o7777,
 		UID:    st.Uid,
 		GID:    st.Gid,
 		Size:   st.Size,
 		Blocks: st.Blocks,
-		Mtime:  st.Mtim.Nano(),
-		Ctime:  st.Ctim.Nano(),
+		Mtime:  statMtime(st),
+		Ctime:  statCtime(st),
 		Dev:    uint64(st.Dev),
 		Ino:    st.Ino,
 		Nlink:  uint64(st.Nlink),
@@ -413,7 +413,7 @@ func readXattrs(p string) ([]Xattr, error) {
 	var out []Xattr
 	for _, name := range names {
 		v, err := getXattr(p, name)
-		if errors.Is(err, unix.ENODATA) || isNoXattr(err) {
+		if errors.Is(err, errNoXattr) || isNoXattr(err) {
 			continue // removed meanwhile
 		}
 		if err != nil {
