@@ -55,6 +55,23 @@ type VerifyStats struct {
 //     name; with k, every blob in it is also decrypted, decompressed and its
 //     chunk ID recomputed, and its trailer compared with its index object.
 func Verify(ctx context.Context, b storage.Backend, k *Keys, readData bool, subsetPct float64, report func(VerifyProblem)) (VerifyStats, error) {
+	var sel func([]string) []string
+	if subsetPct > 0 && subsetPct < 100 {
+		sel = func(names []string) []string {
+			n := int(math.Ceil(float64(len(names)) * subsetPct / 100))
+			rand.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+			names = names[:n]
+			sort.Strings(names)
+			return names
+		}
+	}
+	return VerifySelect(ctx, b, k, readData, sel, report)
+}
+
+// VerifySelect is Verify with the packs to read chosen by sel (given every
+// pack name, sorted; nil reads them all), as a scrub that rotates through
+// a vault needs.
+func VerifySelect(ctx context.Context, b storage.Backend, k *Keys, readData bool, sel func([]string) []string, report func(VerifyProblem)) (VerifyStats, error) {
 	v := &verifier{b: b, k: k, report: report}
 	packs, err := v.list(ctx, PacksPrefix)
 	if err != nil {
@@ -146,11 +163,8 @@ func Verify(ctx context.Context, b storage.Backend, k *Keys, readData bool, subs
 		return v.st, nil
 	}
 	names := sortedKeys(packs)
-	if subsetPct > 0 && subsetPct < 100 && len(names) > 0 {
-		n := int(math.Ceil(float64(len(names)) * subsetPct / 100))
-		rand.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
-		names = names[:n]
-		sort.Strings(names)
+	if sel != nil && len(names) > 0 {
+		names = sel(names)
 	}
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
