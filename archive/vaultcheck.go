@@ -302,9 +302,7 @@ func RepairVault(ctx context.Context, copies []VaultCopy, check *VaultCheck) (*R
 			continue // healthy now (a problem seen earlier, or a listing that lagged)
 		}
 		if good == nil {
-			for _, p := range byObject[name] {
-				res.Lost = append(res.Lost, p)
-			}
+			res.Lost = append(res.Lost, byObject[name]...)
 			continue
 		}
 		for _, c := range bad {
