@@ -99,7 +99,7 @@ func runPrune(ctx context.Context, g *globalOptions, o pruneOptions) error {
 	if err != nil {
 		return err
 	}
-	out := pruneJSON{Plan: plan, PruneResult: res}
+	out := pruneJSON{Plan: decisionRows(plan, nil), PruneResult: res}
 	if o.repackEstimate {
 		keys, err := unlockStore(g, s.Envelope(), o.passphraseFile)
 		if err != nil {
@@ -142,9 +142,10 @@ func printRepackEstimate(w io.Writer, e archive.RepackEstimate) {
 	fmt.Fprintln(w, "tapeless does not repack: it would change the IDs of unchanged points (see 'tapeless prune --help').")
 }
 
-// pruneJSON is the JSON of `prune`: the retention plan and what prune did.
+// pruneJSON is the JSON of `prune`: the retention plan, in the rows
+// offload prints, and what prune did.
 type pruneJSON struct {
-	Plan retention.Plan `json:"plan"`
+	Plan []offloadPlanRow `json:"plan"`
 	*archive.PruneResult
 	Repack *archive.RepackEstimate `json:"repack_estimate,omitempty"`
 }

@@ -65,10 +65,11 @@ func TestPruneCLIFile(t *testing.T) {
 			t.Errorf("verify %s after prune: %d unreferenced packs, %v", b.Location(), st.Unreferenced, err)
 		}
 	}
-	var pts []pointInfo
-	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pts); err != nil {
+	var pl pointsJSON
+	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pl); err != nil {
 		t.Fatal(err)
 	}
+	pts := pl.Points
 	if len(pts) != 1 || pts[0].ID != kept.String() {
 		t.Errorf("points after prune: %+v, want only %s", pts, kept)
 	}
