@@ -107,6 +107,8 @@ func TestJSONContract(t *testing.T) {
 		{jsonCase: jsonCase{"verify.error", []string{"verify", "--subset", "10"}, exitUsage}},
 		{jsonCase: jsonCase{"status", []string{"status"}, exitOK}},
 		{jsonCase: jsonCase{"status.error", []string{"--config", filepath.Join(dir, "nosuch.yaml"), "status"}, exitError}},
+		{jsonCase: jsonCase{"vault-repack-estimate", []string{"vault", "repack-estimate", "--passphrase-file", pass}, exitOK}},
+		{jsonCase: jsonCase{"vault-repack-estimate.error", []string{"vault", "repack-estimate"}, exitError}},
 		// Both points in the vault, one a day: the older one expires.
 		{before: func(t *testing.T) {
 			s.ok("offload", "--keep-within", "0s", "--keep-last", "0")
@@ -120,7 +122,7 @@ func TestJSONContract(t *testing.T) {
 			}
 		}, jsonCase: jsonCase{"prune-dry-run", []string{"prune", "--dry-run"}, exitOK}},
 		{jsonCase: jsonCase{"prune", []string{"prune"}, exitOK}},
-		{jsonCase: jsonCase{"prune.error", []string{"prune", "extra"}, exitUsage}},
+		{jsonCase: jsonCase{"prune.error", []string{"prune", "--repack-estimate"}, exitUsage}},
 		// Commands that printed their result and then fail: the result
 		// carries the error.
 		{before: func(t *testing.T) {
