@@ -17,10 +17,6 @@ func TestRepackEstimateRemovesNothing(t *testing.T) {
 	s := newSession(t)
 	dir := registered(t, s, "repack estimate passphrase")
 	pass := filepath.Join(dir, "pass")
-	cfg, err := loadConfig(s.config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	src := filepath.Join(dir, "src")
 	for i := range 2 {
 		writeTree(t, src, map[string]string{"f": strings.Repeat("x", 1000*(i+1))})
@@ -28,7 +24,7 @@ func TestRepackEstimateRemovesNothing(t *testing.T) {
 	}
 	s.ok("offload", "--keep-within", "0s", "--keep-last", "0")
 	// One daily point: prune would expire the older of the two.
-	cfg, err = loadConfig(s.config)
+	cfg, err := loadConfig(s.config)
 	if err != nil {
 		t.Fatal(err)
 	}
