@@ -68,20 +68,20 @@ type FileError struct {
 
 // BackupSummary reports what a backup did.
 type BackupSummary struct {
-	Point  ID        `json:"point"`
-	Parent *ID       `json:"parent,omitempty"`
+	Point  ID        `json:"id"`
+	Parent *ID       `json:"parent_id,omitempty"`
 	Source string    `json:"source"`
 	Time   time.Time `json:"time"`
 
 	Files     int64 `json:"files"`
 	Dirs      int64 `json:"dirs"`
 	Symlinks  int64 `json:"symlinks"`
-	HardLinks int64 `json:"hard_links"` // second and later paths of a group
-	Bytes     int64 `json:"bytes"`      // logical size of all files
+	HardLinks int64 `json:"hard_links"`   // second and later paths of a group
+	Bytes     int64 `json:"source_bytes"` // logical size of all files
 
 	FilesRead      int64 `json:"files_read"`
 	FilesUnchanged int64 `json:"files_unchanged"` // taken from the file cache, not read
-	BytesRead      int64 `json:"bytes_read"`
+	BytesRead      int64 `json:"read_bytes"`
 	NewChunks      int64 `json:"new_chunks"`
 	NewPlainBytes  int64 `json:"new_plain_bytes"`  // plaintext of chunks not already stored
 	NewStoredBytes int64 `json:"new_stored_bytes"` // what they took in the store
@@ -94,8 +94,8 @@ type BackupSummary struct {
 
 	Special  int64       `json:"special_skipped"` // devices, sockets, FIFOs
 	Excluded int64       `json:"excluded"`
-	Changed  []string    `json:"changed_during_read,omitempty"`
-	Errors   []FileError `json:"errors,omitempty"`
+	Changed  []string    `json:"changed_during_read"`
+	Errors   []FileError `json:"errors"`
 	// ErrorCount counts all skipped entries; Errors keeps the first
 	// maxReportedErrors of them.
 	ErrorCount int64 `json:"error_count"`

@@ -150,7 +150,7 @@ func catalogPut(s *Store, e CatalogEntry) error {
 type PendingSummary struct {
 	Points  int       `json:"points"`
 	Objects int       `json:"objects"`
-	Bytes   int64     `json:"bytes"`
+	Bytes   int64     `json:"stored_bytes"`
 	Oldest  time.Time `json:"oldest,omitzero"` // when the oldest pending object was written to the primary
 }
 

@@ -296,15 +296,15 @@ type OffloadResult struct {
 	CaughtUp []ID `json:"caught_up"`
 
 	ObjectsUploaded int   `json:"objects_uploaded"` // copies written
-	BytesUploaded   int64 `json:"bytes_uploaded"`
+	BytesUploaded   int64 `json:"uploaded_bytes"`
 	ObjectsPresent  int   `json:"objects_present"` // copies already there, confirmed
 	PacksCollected  int   `json:"packs_collected"`
-	BytesFreed      int64 `json:"bytes_freed"`
+	BytesFreed      int64 `json:"freed_bytes"`
 	UploadsAborted  int   `json:"uploads_aborted"`
 	// LocalDeleteDeferred points are archived on every copy, but their
 	// local copy is kept because a restore was reading the store (the
 	// next offload deletes it); LocalCleanupDeferred then says so.
-	LocalDeleteDeferred  []ID   `json:"local_delete_deferred,omitempty"`
+	LocalDeleteDeferred  []ID   `json:"local_delete_deferred"`
 	LocalCleanupDeferred string `json:"local_cleanup_deferred,omitempty"`
 	// PendingReplication sums the whole catalogue after the run.
 	PendingReplication PendingSummary `json:"pending_replication"`

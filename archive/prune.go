@@ -62,7 +62,7 @@ type PruneResult struct {
 	Points         []PointStatus   `json:"-"`
 	Expired        []ID            `json:"expired"` // point objects removed
 	ObjectsRemoved int             `json:"objects_removed"`
-	BytesRemoved   int64           `json:"bytes_removed"`
+	BytesRemoved   int64           `json:"removed_bytes"`
 	Orphans        int             `json:"orphans"` // of ObjectsRemoved: referenced by no point
 	Waiting        []WaitingObject `json:"waiting"`
 	Foreign        int             `json:"foreign_points"` // points of other servers' keys, left alone

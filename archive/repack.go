@@ -42,13 +42,13 @@ const RepackMinSaving = 4 << 20
 // RepackEstimate is what repacking the mostly-empty packs of one key would
 // free.
 type RepackEstimate struct {
-	Points     int   `json:"points"`      // points of this key read
-	Packs      int   `json:"packs"`       // packs those points need
-	PackBytes  int64 `json:"pack_bytes"`  // their stored size
-	Sparse     int   `json:"sparse"`      // packs less than RepackMaxLive live
-	SparseSize int64 `json:"sparse_size"` // their stored size
-	LiveBytes  int64 `json:"live_bytes"`  // of those, the blobs still needed
-	Saving     int64 `json:"saving"`      // SparseSize - LiveBytes
+	Points     int   `json:"points"`       // points of this key read
+	Packs      int   `json:"packs"`        // packs those points need
+	PackBytes  int64 `json:"stored_bytes"` // their stored size
+	Sparse     int   `json:"sparse_packs"` // packs less than RepackMaxLive live
+	SparseSize int64 `json:"sparse_bytes"` // their stored size
+	LiveBytes  int64 `json:"live_bytes"`   // of those, the blobs still needed
+	Saving     int64 `json:"saving_bytes"` // SparseSize - LiveBytes
 	// Worth is true when Saving is at least RepackMinSaving and a tenth
 	// of PackBytes: only then does a repack save real space.
 	Worth bool `json:"worth"`

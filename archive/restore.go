@@ -69,29 +69,29 @@ type RestoreProgress struct {
 
 // RestoreSummary reports what a restore did.
 type RestoreSummary struct {
-	Point     ID     `json:"point"`
+	Point     ID     `json:"id"`
 	Target    string `json:"target"`
 	Path      string `json:"path,omitempty"`
 	Files     int64  `json:"files"`
 	Dirs      int64  `json:"dirs"`
 	Symlinks  int64  `json:"symlinks"`
 	HardLinks int64  `json:"hard_links"`
-	Bytes     int64  `json:"bytes"`         // logical size of the files
-	Written   int64  `json:"bytes_written"` // data actually written (holes skipped)
+	Bytes     int64  `json:"source_bytes"`  // logical size of the files
+	Written   int64  `json:"written_bytes"` // data actually written (holes skipped)
 	// Warnings lists metadata that could not be restored (owners without
 	// privilege, xattrs the target file system refuses).
-	Warnings []string `json:"warnings,omitempty"`
+	Warnings []string `json:"warnings"`
 	// NotRestored lists (the first maxNotRestoredNamed of) the files a
 	// partial restore could not write, NotRestoredCount counts them all;
 	// Unavailable names the missing or damaged objects, each with why.
-	NotRestored      []string `json:"not_restored,omitempty"`
-	NotRestoredCount int64    `json:"not_restored_count,omitempty"`
-	Unavailable      []string `json:"unavailable,omitempty"`
+	NotRestored      []string `json:"not_restored"`
+	NotRestoredCount int64    `json:"not_restored_count"`
+	Unavailable      []string `json:"unavailable"`
 	// SetIDDropped counts files whose setuid or setgid bit was not
 	// restored, CapabilitiesDropped files whose file capabilities
 	// (security.capability) were not: both need SpecialBits.
-	SetIDDropped        int64         `json:"setid_dropped,omitempty"`
-	CapabilitiesDropped int64         `json:"capabilities_dropped,omitempty"`
+	SetIDDropped        int64         `json:"setid_dropped"`
+	CapabilitiesDropped int64         `json:"capabilities_dropped"`
 	Duration            time.Duration `json:"duration_ns"`
 }
 

@@ -26,15 +26,15 @@ func (p VerifyProblem) Unwrap() error { return p.Err }
 
 // VerifyStats counts what Verify looked at and found.
 type VerifyStats struct {
-	Points       int   // point objects examined
-	Indexes      int   // index objects examined
-	Packs        int   // pack objects listed
-	PacksRead    int   // packs whose bytes were read and re-hashed
-	Blobs        int   // blobs decrypted, decompressed and re-hashed (with a key)
-	BytesRead    int64 // bytes downloaded
-	Unreferenced int   // packs that no point references (garbage, not a problem)
-	Foreign      int   // objects sealed to another key set, checked without decrypting
-	Problems     int   // problems reported
+	Points       int   `json:"points"`       // point objects examined
+	Indexes      int   `json:"indexes"`      // index objects examined
+	Packs        int   `json:"packs"`        // pack objects listed
+	PacksRead    int   `json:"packs_read"`   // packs whose bytes were read and re-hashed
+	Blobs        int   `json:"blobs"`        // blobs decrypted, decompressed and re-hashed (with a key)
+	BytesRead    int64 `json:"read_bytes"`   // bytes downloaded
+	Unreferenced int   `json:"unreferenced"` // packs that no point references (garbage, not a problem)
+	Foreign      int   `json:"foreign"`      // objects sealed to another key set, checked without decrypting
+	Problems     int   `json:"problems"`     // problems reported
 }
 
 // Verify checks the objects in b (a store's objects or a vault) and calls

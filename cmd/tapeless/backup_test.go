@@ -120,10 +120,11 @@ func TestBackupPointsRestoreVerify(t *testing.T) {
 	}
 
 	code, out, errOut = e.run(t, "--json", "points", "--source", "web")
-	var pts []pointInfo
-	if code != exitOK || json.Unmarshal([]byte(out), &pts) != nil || len(pts) != 2 {
+	var pl pointsJSON
+	if code != exitOK || json.Unmarshal([]byte(out), &pl) != nil || len(pl.Points) != 2 {
 		t.Fatalf("points --json exited %d, printed %q (stderr %q), want 2 points", code, out, errOut)
 	}
+	pts := pl.Points
 	if pts[0].ID != id || pts[0].Tier != "local" || pts[0].Files != 2 || pts[0].Source != "web" || pts[1].Parent != id {
 		t.Errorf("points[0] = %+v, points[1].Parent = %s; want %s, local, 2 files, parent of the second", pts[0], pts[1].Parent, id)
 	}
@@ -131,7 +132,7 @@ func TestBackupPointsRestoreVerify(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, id[:12]) || !strings.Contains(out, "TIER") {
 		t.Errorf("points printed %q", out)
 	}
-	if code, out, _ = e.run(t, "--json", "points", "--source", "nope"); code != exitOK || strings.TrimSpace(out) != "[]" {
+	if code, out, _ = e.run(t, "--json", "points", "--source", "nope"); code != exitOK || json.Unmarshal([]byte(out), &pl) != nil || pl.Points == nil || len(pl.Points) != 0 {
 		t.Errorf("points --source nope = %d %q, want an empty list", code, out)
 	}
 
@@ -182,9 +183,9 @@ func TestBackupPointsRestoreVerify(t *testing.T) {
 	}
 	code, out, _ = e.run(t, "--json", "verify", "--read-data")
 	var v struct {
-		OK    bool
-		Stats archive.VerifyStats
-		Trees archive.TreeStats
+		OK    bool                `json:"ok"`
+		Stats archive.VerifyStats `json:"stats"`
+		Trees archive.TreeStats   `json:"trees"`
 	}
 	if code != exitOK || json.Unmarshal([]byte(out), &v) != nil || !v.OK || v.Stats.Blobs == 0 || v.Trees.Points != 2 || v.Trees.Chunks == 0 {
 		t.Errorf("verify --json --read-data with TAPELESS_PASSPHRASE_FILE exited %d: %q (want blobs decrypted)", code, out)
@@ -389,7 +390,8 @@ func TestBackupRefusesSpecialSource(t *testing.T) {
 			t.Errorf("backup %s exited %d, stdout %q, stderr %q; want a refusal naming it", src, code, out, errOut)
 		}
 	}
-	if code, out, _ := e.run(t, "--json", "points"); code != exitOK || strings.TrimSpace(out) != "[]" {
+	var pl pointsJSON
+	if code, out, _ := e.run(t, "--json", "points"); code != exitOK || json.Unmarshal([]byte(out), &pl) != nil || pl.Points == nil || len(pl.Points) != 0 {
 		t.Errorf("points after refused backups = %d %q, want no points", code, out)
 	}
 }

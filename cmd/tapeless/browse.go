@@ -224,7 +224,7 @@ type entryJSON struct {
 	GID    uint32    `json:"gid"`
 	User   string    `json:"user,omitempty"`
 	Group  string    `json:"group,omitempty"`
-	Size   int64     `json:"size"`
+	Size   int64     `json:"size_bytes"` // the file's logical size
 	Mtime  time.Time `json:"mtime"`
 	Target string    `json:"target,omitempty"`
 	Link   string    `json:"hard_link_to,omitempty"`

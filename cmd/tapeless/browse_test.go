@@ -40,7 +40,7 @@ func newBrowseEnv(t *testing.T) *browseEnv {
 func (e *browseEnv) backup(t *testing.T) string {
 	t.Helper()
 	var sum struct {
-		ID string `json:"point"`
+		ID string `json:"id"`
 	}
 	if err := json.Unmarshal([]byte(e.s.ok("--json", "backup", e.src, "--name", "app")), &sum); err != nil || sum.ID == "" {
 		t.Fatalf("backup --json: %v", err)
@@ -62,15 +62,16 @@ func TestLsFindDiffLocalAndVault(t *testing.T) {
 		if strings.Contains(out, "notes.txt") || strings.Contains(out, "old.conf") {
 			t.Errorf("%s: ls latest etc lists entries outside etc or of the older point:\n%s", tier, out)
 		}
-		var entries []entryJSON
-		if err := json.Unmarshal([]byte(e.s.ok("--json", "ls", e.first[:10], pf)), &entries); err != nil || len(entries) != 6 {
-			t.Errorf("%s: ls --json of the first point: %v, %d entries, want 6 (etc, data and 4 files)", tier, err, len(entries))
+		var ls lsJSON
+		if err := json.Unmarshal([]byte(e.s.ok("--json", "ls", e.first[:10], pf)), &ls); err != nil || len(ls.Entries) != 6 || ls.ID != e.first {
+			t.Errorf("%s: ls --json of the first point: %v, %d entries of %s, want 6 (etc, data and 4 files) of %s", tier, err, len(ls.Entries), ls.ID, e.first)
 		}
 
-		var found []foundEntry
-		if err := json.Unmarshal([]byte(e.s.ok("--json", "find", "*.conf", pf)), &found); err != nil {
+		var fj findJSON
+		if err := json.Unmarshal([]byte(e.s.ok("--json", "find", "*.conf", pf)), &fj); err != nil {
 			t.Fatal(err)
 		}
+		found := fj.Matches
 		byPoint := map[string][]string{}
 		for _, f := range found {
 			byPoint[f.ID] = append(byPoint[f.ID], f.Path)
@@ -111,8 +112,9 @@ func TestLsFindDiffLocalAndVault(t *testing.T) {
 	if code != exitOK || !strings.Contains(errOut, "of tree data from vault browse") {
 		t.Errorf("ls of a vault point: exit %d, stderr %q; want it to say what it fetched", code, errOut)
 	}
-	var pts []pointInfo
-	json.Unmarshal([]byte(e.s.ok("--json", "points")), &pts)
+	var pl pointsJSON
+	json.Unmarshal([]byte(e.s.ok("--json", "points")), &pl)
+	pts := pl.Points
 	if len(pts) != 2 || pts[0].Tier != "vault" {
 		t.Fatalf("points after offload: %+v", pts)
 	}

@@ -130,7 +130,7 @@ func runConfigure(ctx context.Context, g *globalOptions, o configureOptions, set
 		}
 	}
 	if g.json {
-		return writeJSON(g.stdout, map[string]any{"changed": changes, "config": g.configFile})
+		return writeJSON(g.stdout, configureJSON{Changed: changes, Config: g.configFile})
 	}
 	if !g.quiet {
 		fmt.Fprintf(g.stdout, "Changed: %s.\n", strings.Join(changes, "; "))
@@ -153,12 +153,19 @@ func runRepairKeys(ctx context.Context, g *globalOptions, o configureOptions, ot
 		return err
 	}
 	if g.json {
-		return writeJSON(g.stdout, map[string]any{"repaired": msg, "config": g.configFile})
+		return writeJSON(g.stdout, configureJSON{Changed: []string{}, Repaired: msg, Config: g.configFile})
 	}
 	if !g.quiet {
 		fmt.Fprintf(g.stdout, "Repaired: %s.\n", msg)
 	}
 	return nil
+}
+
+// configureJSON is the JSON of `configure`: what changed, in words.
+type configureJSON struct {
+	Changed  []string `json:"changed"`
+	Repaired string   `json:"repaired,omitempty"` // --repair-keys: what was rebuilt
+	Config   string   `json:"config"`
 }
 
 func orNone(s string) string {

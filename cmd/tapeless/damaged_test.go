@@ -40,7 +40,7 @@ func newDamagedEnv(t *testing.T) *damagedEnv {
 	for i := range 4 {
 		writeTree(t, src, map[string]string{"f" + string(rune('a'+i)): strings.Repeat("point ", 100*(i+1))})
 		var sum struct {
-			Point string `json:"point"`
+			Point string `json:"id"`
 		}
 		if err := json.Unmarshal([]byte(s.ok("--json", "backup", src)), &sum); err != nil {
 			t.Fatal(err)
@@ -104,12 +104,10 @@ func TestDamagedLocalPointIsSkipped(t *testing.T) {
 		t.Errorf("points: exit %d\nstdout:\n%s\nstderr: %s\nwant exit 3, every point listed, %s marked damaged", code, out, errOut, bad[:12])
 	}
 	code, out, errOut = s.run("--json", "points")
-	var rows []struct {
-		ID      string `json:"id"`
-		Tier    string `json:"tier"`
-		Damaged string `json:"damaged"`
-	}
-	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != exitPartial || len(rows) != 4 {
+	var pl pointsJSON
+	err := json.Unmarshal([]byte(out), &pl)
+	rows := pl.Points
+	if err != nil || code != exitPartial || len(rows) != 4 {
 		t.Fatalf("points --json: exit %d, %d rows, %v; stderr %s", code, len(rows), err, errOut)
 	}
 	for _, r := range rows {

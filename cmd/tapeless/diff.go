@@ -18,14 +18,14 @@ type diffEntry struct {
 	Type string `json:"type"`
 	// Sizes before and after (source bytes); absent for the side that has
 	// no entry.
-	OldSize *int64 `json:"old_size,omitempty"`
-	NewSize *int64 `json:"new_size,omitempty"`
+	OldSize *int64 `json:"old_size_bytes,omitempty"`
+	NewSize *int64 `json:"new_size_bytes,omitempty"`
 }
 
 // diffJSON is the whole --json output of diff.
 type diffJSON struct {
-	From    string         `json:"from"`
-	To      string         `json:"to"`
+	From    string         `json:"from_id"`
+	To      string         `json:"to_id"`
 	Changes []diffEntry    `json:"changes"`
 	Counts  map[string]int `json:"counts"`
 }

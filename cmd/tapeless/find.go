@@ -15,6 +15,14 @@ import (
 func init() { addCommand(newFindCmd) }
 
 // foundEntry is one match of find, also its JSON shape.
+// findJSON is the JSON of `find`.
+type findJSON struct {
+	Pattern  string       `json:"pattern"`
+	Searched int          `json:"points_searched"`
+	Matches  []foundEntry `json:"matches"`
+}
+
+// foundEntry is one match: the point that holds it, then the entry.
 type foundEntry struct {
 	ID     string    `json:"id"`
 	Source string    `json:"source"`
@@ -92,7 +100,7 @@ func runFind(ctx context.Context, g *globalOptions, o browseOptions, pattern str
 	}
 	switch {
 	case g.json:
-		if err := writeJSON(g.stdout, found); err != nil {
+		if err := writeJSON(g.stdout, findJSON{Pattern: pattern, Searched: searched, Matches: found}); err != nil {
 			return err
 		}
 	case g.quiet:

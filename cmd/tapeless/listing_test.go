@@ -70,7 +70,7 @@ func newListingEnv(t *testing.T, url string, o storage.Options, name string) *li
 		writeTree(t, src, map[string]string{name: content})
 		e.files[name] = content
 		var sum struct {
-			Point string `json:"point"`
+			Point string `json:"id"`
 		}
 		if err := json.Unmarshal([]byte(s.ok("--json", "backup", src)), &sum); err != nil {
 			t.Fatal(err)
@@ -100,13 +100,11 @@ func testShortVaultListing(t *testing.T, url string, o storage.Options) {
 		e := newListingEnv(t, url, o, "short-points")
 		dropVaultListings(t, url, func(prefix string) bool { return strings.HasSuffix(prefix, "/points/") })
 		code, out, errOut := e.s.run("--json", "points")
-		var rows []struct {
-			ID   string `json:"id"`
-			Tier string `json:"tier"`
-		}
-		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		var pl pointsJSON
+		if err := json.Unmarshal([]byte(out), &pl); err != nil {
 			t.Fatalf("points --json: %v\n%s", err, out)
 		}
+		rows := pl.Points
 		if code != exitPartial || len(rows) != 3 || !strings.Contains(errOut, "shorter than the local catalogue: 3 of the 3 archived points") {
 			t.Errorf("points --json with an empty vault listing: exit %d, %d rows\nstderr: %s\nwant exit 3, the 3 archived points, and the shortfall named", code, len(rows), errOut)
 		}

@@ -34,7 +34,7 @@ its tree data is fetched, never its packs, and the amount is reported.
 Reading the tree needs the passphrase.`,
 		Example: `  tapeless ls latest --passphrase-file /root/tapeless.pass
   tapeless ls 3f2a9c etc/ssh --passphrase-file /root/tapeless.pass
-  tapeless ls latest:home --json --passphrase-file /root/tapeless.pass | jq -r '.[].path'`,
+  tapeless ls latest:home --json --passphrase-file /root/tapeless.pass | jq -r '.entries[].path'`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sub := ""
@@ -46,6 +46,15 @@ Reading the tree needs the passphrase.`,
 	}
 	c.Flags().StringVar(&o.passphraseFile, "passphrase-file", "", "read the encryption passphrase from this file (env TAPELESS_PASSPHRASE_FILE)")
 	return c
+}
+
+// lsJSON is the JSON of `ls`.
+type lsJSON struct {
+	ID      string      `json:"id"` // the point listed
+	Source  string      `json:"source"`
+	Time    time.Time   `json:"time"`
+	Path    string      `json:"path,omitempty"` // PATH, when given
+	Entries []entryJSON `json:"entries"`
 }
 
 func runLs(ctx context.Context, g *globalOptions, o browseOptions, pointArg, sub string) error {
@@ -96,7 +105,7 @@ func runLs(ctx context.Context, g *globalOptions, o browseOptions, pointArg, sub
 		return usageError{fmt.Errorf("%w: %q (see 'tapeless ls %s')", archive.ErrPathNotInPoint, sub, shortID(p.ID))}
 	}
 	if g.json {
-		return writeJSON(g.stdout, entries)
+		return writeJSON(g.stdout, lsJSON{ID: p.ID.String(), Source: p.Source, Time: p.Time, Path: sub, Entries: entries})
 	}
 	if err := tw.Flush(); err != nil {
 		return err

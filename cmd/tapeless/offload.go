@@ -92,30 +92,35 @@ func policyFromConfig(cfg *config) retention.Policy {
 type offloadJSON struct {
 	DryRun bool                   `json:"dry_run"`
 	Plan   []offloadPlanRow       `json:"plan"`
-	Upload int64                  `json:"upload_bytes_at_most"`
+	Upload int64                  `json:"max_upload_bytes"` // stored bytes an offload sends at most
 	Result *archive.OffloadResult `json:"result,omitempty"`
 	// Damaged are the store's point objects that cannot be read: not
 	// offloaded, kept locally with every local pack.
 	Damaged []archive.DamagedPoint `json:"damaged"`
 }
 
+// offloadPlanRow is one decision of the plan; prune prints the same rows.
 type offloadPlanRow struct {
 	Action  string    `json:"action"`
 	Source  string    `json:"source"`
 	Time    time.Time `json:"time"`
 	ID      string    `json:"id"`
 	Tier    string    `json:"tier"`
-	Stored  int64     `json:"stored_bytes,omitempty"`
+	Stored  int64     `json:"stored_bytes,omitempty"` // local points only: what the point takes in the store
 	Reasons []string  `json:"reasons"`
 }
 
-func planRows(p *offloadPlan) []offloadPlanRow {
+func planRows(p *offloadPlan) []offloadPlanRow { return decisionRows(p.Plan, p.Stored) }
+
+// decisionRows flattens a retention plan into rows, with the stored size
+// of the points stored names.
+func decisionRows(p retention.Plan, stored map[archive.ID]int64) []offloadPlanRow {
 	rows := []offloadPlanRow{}
 	for _, d := range p.Decisions {
 		r := offloadPlanRow{Action: d.Action.String(), Source: d.Point.Source, Time: d.Point.Time, ID: d.Point.ID,
 			Tier: d.Point.Tier.String(), Reasons: d.Reasons}
 		if id, err := archive.ParseID(d.Point.ID); err == nil {
-			r.Stored = p.Stored[id]
+			r.Stored = stored[id]
 		}
 		rows = append(rows, r)
 	}
@@ -126,7 +131,7 @@ func planRows(p *offloadPlan) []offloadPlanRow {
 // stored size, then the counts and what an offload would send.
 func formatOffloadPlan(w io.Writer, p *offloadPlan, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\tSIZE\tREASONS")
+	fmt.Fprintln(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\tSTORED SIZE\tREASONS")
 	for _, r := range planRows(p) {
 		size := "-"
 		if r.Stored > 0 {

@@ -175,10 +175,11 @@ func TestOffloadSecondaryStoppedMinIO(t *testing.T) {
 	if out.code != exitError {
 		t.Errorf("vault status --json with the secondary down exited %d, want %d", out.code, exitError)
 	}
-	var pts []pointInfo
-	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pts); err != nil {
+	var pl pointsJSON
+	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pl); err != nil {
 		t.Fatal(err)
 	}
+	pts := pl.Points
 	for _, p := range pts {
 		if p.Tier != "both" {
 			t.Errorf("point %s tier %q while replication is pending, want both", p.ID[:12], p.Tier)

@@ -29,18 +29,23 @@ type pointsOptions struct {
 	source string
 }
 
+// pointsJSON is the JSON of `points`.
+type pointsJSON struct {
+	Points []pointInfo `json:"points"`
+}
+
 // pointInfo is one row of `points`, also its JSON shape.
 type pointInfo struct {
 	ID     string    `json:"id"`
-	Source string    `json:"source"`
-	Time   time.Time `json:"time"`
-	Host   string    `json:"host"`
-	Tier   string    `json:"tier"` // local, vault or both
-	Bytes  int64     `json:"bytes"`
+	Source string    `json:"source,omitempty"`
+	Time   time.Time `json:"time,omitzero"`
+	Host   string    `json:"host,omitempty"`
+	Tier   string    `json:"tier"`         // local, vault or both
+	Bytes  int64     `json:"source_bytes"` // logical size of the files
 	Files  int64     `json:"files"`
-	Parent string    `json:"parent,omitempty"`
+	Parent string    `json:"parent_id,omitempty"`
 	// Damaged says which copies of the point object cannot be read and
-	// why; a point with no readable copy has only ID, Tier and Damaged.
+	// why; a point with no readable copy has no source, time or host.
 	Damaged string `json:"damaged,omitempty"`
 }
 
@@ -53,7 +58,8 @@ func newPointsCmd(g *globalOptions) *cobra.Command {
 		Long: `Points lists recovery points, oldest first: ID (the first 12 hex digits;
 any unique prefix names a point in other commands), data source, time, tier
 (local: in the store, vault: archived only, both: archived and still local),
-logical size and file count.
+source size (the logical size of its files, before dedup and compression)
+and file count.
 
 No passphrase is needed: this part of a point is stored in the clear.
 
@@ -64,7 +70,7 @@ archived, they are read directly by name and the shortfall is reported
 (exit 3; exit 1 when some are not in the vault at all).`,
 		Example: `  tapeless points
   tapeless points --source home
-  tapeless points --json | jq -r '.[] | select(.tier=="local") | .id'`,
+  tapeless points --json | jq -r '.points[] | select(.tier=="local") | .id'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPoints(cmd.Context(), g, o)
@@ -203,7 +209,7 @@ func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
 	}
 	switch {
 	case g.json:
-		if err := writeJSON(g.stdout, rows); err != nil {
+		if err := writeJSON(g.stdout, pointsJSON{Points: rows}); err != nil {
 			return err
 		}
 	case g.quiet:
@@ -213,7 +219,7 @@ func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
 		// The error says what could not be listed.
 	default:
 		tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSOURCE\tTIME\tTIER\tSIZE\tFILES")
+		fmt.Fprintln(tw, "ID\tSOURCE\tTIME\tTIER\tSOURCE SIZE\tFILES")
 		for _, p := range rows {
 			if p.Source == "" {
 				fmt.Fprintf(tw, "%s\t(damaged)\t-\t%s\t-\t-\n", shortHex(p.ID), p.Tier)

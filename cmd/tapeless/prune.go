@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -19,8 +20,8 @@ func init() { addCommand(newPruneCmd) }
 
 type pruneOptions struct {
 	dryRun         bool
-	repackEstimate bool
-	passphraseFile string
+	repackEstimate bool   // moved to `vault repack-estimate`: refused
+	passphraseFile string // came with --repack-estimate
 }
 
 func newPruneCmd(g *globalOptions) *cobra.Command {
@@ -52,25 +53,26 @@ they may belong to an offload still running on another server.
 --dry-run lists what would be deleted and changes nothing. A killed prune
 is completed by the next one.
 
-Packs that expired points shared with kept ones stay whole. With
---repack-estimate (it needs the passphrase) prune reads this server's
-remaining points and reports how much the packs that are less than half
-live would free if repacked, and whether that is real space (at least
-4 MiB and a tenth of this server's packs). tapeless does not repack: a
-point object names its packs and its ID is the hash of that object, so
-repacking would change the IDs of unchanged points.`,
+Packs that expired points shared with kept ones stay whole; 'tapeless vault
+repack-estimate' reports what repacking the mostly-empty ones would free.`,
 		Example: `  tapeless prune --dry-run
   tapeless prune
-  tapeless prune --json
-  tapeless prune --repack-estimate --passphrase-file ~/.tapeless-pass`,
+  tapeless prune --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.repackEstimate {
+				// It used to prune as well; a cron line that still says
+				// so must fail loudly, not silently stop pruning.
+				return usageError{errors.New("--repack-estimate is now 'tapeless vault repack-estimate', which reports and removes nothing; run 'tapeless prune' on its own to prune")}
+			}
 			return runPrune(cmd.Context(), g, o)
 		},
 	}
 	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "print what would be deleted; change nothing")
-	c.Flags().BoolVar(&o.repackEstimate, "repack-estimate", false, "also report what repacking mostly-empty packs would free (needs the passphrase)")
-	c.Flags().StringVar(&o.passphraseFile, "passphrase-file", "", "with --repack-estimate: read the passphrase from this file (env TAPELESS_PASSPHRASE_FILE)")
+	c.Flags().BoolVar(&o.repackEstimate, "repack-estimate", false, "moved to 'tapeless vault repack-estimate'")
+	c.Flags().StringVar(&o.passphraseFile, "passphrase-file", "", "moved with --repack-estimate")
+	c.Flags().MarkHidden("repack-estimate")
+	c.Flags().MarkHidden("passphrase-file")
 	return c
 }
 
@@ -99,18 +101,7 @@ func runPrune(ctx context.Context, g *globalOptions, o pruneOptions) error {
 	if err != nil {
 		return err
 	}
-	out := pruneJSON{Plan: plan, PruneResult: res}
-	if o.repackEstimate {
-		keys, err := unlockStore(g, s.Envelope(), o.passphraseFile)
-		if err != nil {
-			return err
-		}
-		est, err := archive.EstimateRepack(ctx, ov.read, keys)
-		if err != nil {
-			return err
-		}
-		out.Repack = &est
-	}
+	out := pruneJSON{Plan: decisionRows(plan, nil), PruneResult: res}
 	// Damaged points were skipped: partial (exit 3).
 	var damageErr error
 	if n := len(res.Damaged); n > 0 {
@@ -126,27 +117,14 @@ func runPrune(ctx context.Context, g *globalOptions, o pruneOptions) error {
 		return damageErr
 	}
 	printPruneResult(g.stdout, plan, res, policy)
-	if out.Repack != nil {
-		printRepackEstimate(g.stdout, *out.Repack)
-	}
 	return damageErr
 }
 
-func printRepackEstimate(w io.Writer, e archive.RepackEstimate) {
-	verdict := "not worth it"
-	if e.Worth {
-		verdict = "worth it"
-	}
-	fmt.Fprintf(w, "Repack estimate: %d of the %d packs this server's %d points need (%s of %s) are less than half live; repacking them would free %s (%s).\n",
-		e.Sparse, e.Packs, e.Points, storage.FormatBytes(e.SparseSize), storage.FormatBytes(e.PackBytes), storage.FormatBytes(e.Saving), verdict)
-	fmt.Fprintln(w, "tapeless does not repack: it would change the IDs of unchanged points (see 'tapeless prune --help').")
-}
-
-// pruneJSON is the JSON of `prune`: the retention plan and what prune did.
+// pruneJSON is the JSON of `prune`: the retention plan, in the rows
+// offload prints, and what prune did.
 type pruneJSON struct {
-	Plan retention.Plan `json:"plan"`
+	Plan []offloadPlanRow `json:"plan"`
 	*archive.PruneResult
-	Repack *archive.RepackEstimate `json:"repack_estimate,omitempty"`
 }
 
 func printPruneResult(w io.Writer, plan retention.Plan, r *archive.PruneResult, p retention.Policy) {

@@ -65,10 +65,11 @@ func TestPruneCLIFile(t *testing.T) {
 			t.Errorf("verify %s after prune: %d unreferenced packs, %v", b.Location(), st.Unreferenced, err)
 		}
 	}
-	var pts []pointInfo
-	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pts); err != nil {
+	var pl pointsJSON
+	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pl); err != nil {
 		t.Fatal(err)
 	}
+	pts := pl.Points
 	if len(pts) != 1 || pts[0].ID != kept.String() {
 		t.Errorf("points after prune: %+v, want only %s", pts, kept)
 	}
@@ -83,19 +84,17 @@ func TestPruneCLIFile(t *testing.T) {
 		t.Errorf("status:\n%s", text)
 	}
 	// The repack estimate reads the kept point with the passphrase.
-	text := c.mustRun("prune", "--repack-estimate", "--passphrase-file", filepath.Join(c.dir, "passphrase"))
+	text := c.mustRun("vault", "repack-estimate", "--passphrase-file", filepath.Join(c.dir, "passphrase"))
 	if !strings.Contains(text, "Repack estimate:") || !strings.Contains(text, "this server's 1 points") || !strings.Contains(text, "does not repack") {
-		t.Errorf("prune --repack-estimate:\n%s", text)
+		t.Errorf("vault repack-estimate:\n%s", text)
 	}
-	var withEst struct {
-		Repack *archive.RepackEstimate `json:"repack_estimate"`
+	var est repackJSON
+	out := c.mustRun("vault", "repack-estimate", "--json", "--passphrase-file", filepath.Join(c.dir, "passphrase"))
+	if err := json.Unmarshal([]byte(out), &est); err != nil || est.Points != 1 || est.Packs == 0 {
+		t.Errorf("vault repack-estimate --json: %v\n%s", err, out)
 	}
-	out := c.mustRun("prune", "--json", "--repack-estimate", "--passphrase-file", filepath.Join(c.dir, "passphrase"))
-	if err := json.Unmarshal([]byte(out), &withEst); err != nil || withEst.Repack == nil || withEst.Repack.Points != 1 || withEst.Repack.Packs == 0 {
-		t.Errorf("prune --json --repack-estimate: %v\n%s", err, out)
-	}
-	if r := c.run(nil, "prune", "--repack-estimate"); r.code != exitError {
-		t.Errorf("prune --repack-estimate without a passphrase exited %d, want %d\n%s", r.code, exitError, r.stderr)
+	if r := c.run(nil, "vault", "repack-estimate"); r.code != exitError {
+		t.Errorf("vault repack-estimate without a passphrase exited %d, want %d\n%s", r.code, exitError, r.stderr)
 	}
 	// While another process holds the store, status still answers.
 	s, err := archive.OpenStore(context.Background(), filepath.Join(c.dir, "store"))

@@ -289,11 +289,8 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 	}
 
 	if g.json {
-		return writeJSON(g.stdout, map[string]any{
-			"vault": v.Name(), "server": server, "key_fingerprint": fp, "store": store,
-			"staging": staging, "config": g.configFile, "replication": v.Config.Replication,
-			"passphrase_file": o.generatePassphrase,
-		})
+		return writeJSON(g.stdout, registerJSON{Vault: v.Name(), Server: server, KeyFingerprint: fp, Store: store,
+			Staging: staging, Config: g.configFile, Replication: string(v.Config.Replication), PassphraseFile: o.generatePassphrase})
 	}
 	if !g.quiet {
 		fmt.Fprintf(g.stdout, "Registered server %q to vault %q (%s) at %s.\n", server, v.Name(), v.Config.Replication, v.Config.PrimaryURL)
@@ -301,6 +298,18 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		fmt.Fprintf(g.stdout, "Configuration written to %s (mode 0600).\n", g.configFile)
 	}
 	return nil
+}
+
+// registerJSON is the JSON of `register`.
+type registerJSON struct {
+	Vault          string `json:"vault"`
+	Server         string `json:"server"`
+	KeyFingerprint string `json:"key_fingerprint"`
+	Store          string `json:"store"`
+	Staging        string `json:"staging"`
+	Config         string `json:"config"`
+	Replication    string `json:"replication"`
+	PassphraseFile string `json:"passphrase_file,omitempty"` // with --generate-passphrase: where it was written
 }
 
 // checkServerNameFree refuses a second registration under a name the vault

@@ -98,7 +98,9 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if g.json {
-				return writeJSON(g.stdout, map[string]string{"version": version})
+				return writeJSON(g.stdout, struct {
+					Version string `json:"version"`
+				}{version})
 			}
 			_, err := fmt.Fprintf(g.stdout, "tapeless %s\n", version)
 			return err
@@ -107,26 +109,38 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 }
 
 // run executes the command line and maps the outcome to an exit code in one
-// place, so every command reports errors the same way.
+// place, so every command reports errors the same way. Under --json it also
+// puts the error on stdout (docs/JSON.md): alone as {"error": {...}} when
+// the command printed nothing, else as the "error" member of the result the
+// command printed, so stdout always holds exactly one JSON object.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globalOptions{stdin: stdin, stdout: stdout, stderr: stderr}
+	out := &jsonStdout{w: stdout}
+	g := &globalOptions{stdin: stdin, stdout: out, stderr: stderr}
+	out.g = g
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return exitOK
+	code := exitOK
+	if err != nil {
+		var ue usageError
+		var pe partialError
+		switch {
+		case errors.As(err, &pe):
+			code = exitPartial
+			fmt.Fprintf(stderr, "tapeless: %s\n", termSafeText(err.Error()))
+		case errors.As(err, &ue) || isCobraUsage(err):
+			code = exitUsage
+			fmt.Fprintf(stderr, "tapeless: %s\nRun 'tapeless --help' for usage.\n", termSafeText(err.Error()))
+		default:
+			code = exitError
+			fmt.Fprintf(stderr, "tapeless: %s\n", termSafeText(err.Error()))
+		}
 	}
-	var ue usageError
-	var pe partialError
-	switch {
-	case errors.As(err, &pe):
-		fmt.Fprintf(stderr, "tapeless: %s\n", termSafeText(err.Error()))
-		return exitPartial
-	case errors.As(err, &ue) || isCobraUsage(err):
-		fmt.Fprintf(stderr, "tapeless: %s\nRun 'tapeless --help' for usage.\n", termSafeText(err.Error()))
-		return exitUsage
-	default:
-		fmt.Fprintf(stderr, "tapeless: %s\n", termSafeText(err.Error()))
-		return exitError
+	if g.json || err != nil && jsonRequested(args) {
+		if werr := finishJSON(stdout, out.buf.Bytes(), code, err); werr != nil && code == exitOK {
+			fmt.Fprintf(stderr, "tapeless: write output: %v\n", werr)
+			code = exitError
+		}
 	}
+	return code
 }

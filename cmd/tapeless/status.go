@@ -51,7 +51,7 @@ type statusJSON struct {
 	Vault              string                  `json:"vault,omitempty"`
 	Replication        string                  `json:"replication,omitempty"`
 	LocalPoints        int                     `json:"local_points"`
-	LocalBytes         int64                   `json:"local_bytes"` // logical bytes of the local points
+	LocalBytes         int64                   `json:"local_source_bytes"` // logical bytes of the local points
 	Archived           int                     `json:"archived_points"`
 	Uploading          int                     `json:"uploading_points"`
 	Expired            int                     `json:"expired_points"`

@@ -46,8 +46,8 @@ func TestTablesEscapeControlCharacters(t *testing.T) {
 		t.Errorf("points table has %d lines after the header, want 1: %q", lines, out)
 	}
 	_, out, _ = e.run(t, "--json", "points")
-	var pts []pointInfo
-	if err := json.Unmarshal([]byte(out), &pts); err != nil || len(pts) != 1 || pts[0].Source != evil {
+	var pl pointsJSON
+	if err := json.Unmarshal([]byte(out), &pl); err != nil || len(pl.Points) != 1 || pl.Points[0].Source != evil {
 		t.Errorf("points --json = %q (%v), want the exact name", out, err)
 	}
 	_, _, errOut := e.run(t, "backup", filepath.Join(src, "missing\x1b]0;title\a"))

@@ -41,7 +41,7 @@ S3 keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.`,
   tapeless vault status`,
 	}
 	c.AddCommand(newVaultCreateCmd(g), newVaultCredentialsCmd(g), newVaultSetReplicationCmd(g),
-		newVaultListCmd(g), newVaultStatusCmd(g))
+		newVaultListCmd(g), newVaultStatusCmd(g), newVaultRepackEstimateCmd(g))
 	return c
 }
 
@@ -217,6 +217,11 @@ func runVaultCreate(ctx context.Context, g *globalOptions, o vaultCreateOptions,
 	return nil
 }
 
+// vaultListJSON is the JSON of `vault list`.
+type vaultListJSON struct {
+	Vaults []vaultInfo `json:"vaults"`
+}
+
 // vaultInfo is the JSON shape of a vault in list, create and status output.
 type vaultInfo struct {
 	Name          string    `json:"name"`
@@ -231,7 +236,7 @@ type vaultInfo struct {
 func vaultJSON(c storage.VaultConfig) vaultInfo {
 	return vaultInfo{
 		Name: c.Name, Replication: string(c.Replication), PrimaryURL: c.PrimaryURL,
-		SecondaryURL: c.SecondaryURL, ImmutableDays: c.ImmutableDays, Created: c.Created, Updated: c.Updated,
+		SecondaryURL: c.SecondaryURL, ImmutableDays: c.ImmutableDays, Created: c.Created.UTC(), Updated: c.Updated.UTC(),
 	}
 }
 
@@ -315,10 +320,8 @@ func runVaultCredentials(ctx context.Context, g *globalOptions, o vaultCredentia
 		return fmt.Errorf("write credentials file: %w", err)
 	}
 	if g.json {
-		return writeJSON(g.stdout, map[string]any{
-			"file": path, "vault": c.Vault, "serial": c.Serial,
-			"issued_at": c.IssuedAt, "expires_at": c.ExpiresAt, "has_access_keys": c.AccessKey != "",
-		})
+		return writeJSON(g.stdout, credentialsJSON{File: path, Vault: c.Vault, Serial: c.Serial,
+			IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, HasAccessKeys: c.AccessKey != ""})
 	}
 	if g.quiet {
 		return nil
@@ -334,6 +337,17 @@ func runVaultCredentials(ctx context.Context, g *globalOptions, o vaultCredentia
 	}
 	fmt.Fprintf(g.stdout, "Next, on each server: tapeless register --credentials %s --generate-passphrase FILE\n", shellQuote(path))
 	return nil
+}
+
+// credentialsJSON is the JSON of `vault credentials`; the file's secrets
+// are never printed.
+type credentialsJSON struct {
+	File          string    `json:"file"`
+	Vault         string    `json:"vault"`
+	Serial        string    `json:"serial"`
+	IssuedAt      time.Time `json:"issued_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	HasAccessKeys bool      `json:"has_access_keys"`
 }
 
 func newVaultSetReplicationCmd(g *globalOptions) *cobra.Command {
@@ -422,9 +436,9 @@ func newVaultListCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if g.json {
-				out := make([]vaultInfo, 0, len(vs))
+				out := vaultListJSON{Vaults: []vaultInfo{}}
 				for _, v := range vs {
-					out = append(out, vaultJSON(v))
+					out.Vaults = append(out.Vaults, vaultJSON(v))
 				}
 				return writeJSON(g.stdout, out)
 			}

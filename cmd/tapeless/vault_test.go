@@ -138,10 +138,11 @@ func TestVaultCreateRulesCLI(t *testing.T) {
 	s.fails(exitError, `vault "backups" already exists at `+url, "vault", "create", "backups", "--url", url, "--replication", "LRS")
 	s.fails(exitError, `vault "backups" already exists at `+url, "vault", "create", "BACKUPS", "--url", url, "--replication", "LRS")
 
-	var list []vaultInfo
-	if err := json.Unmarshal([]byte(s.ok("--json", "vault", "list", "--url", url)), &list); err != nil {
+	var vl vaultListJSON
+	if err := json.Unmarshal([]byte(s.ok("--json", "vault", "list", "--url", url)), &vl); err != nil {
 		t.Fatal(err)
 	}
+	list := vl.Vaults
 	if len(list) != 1 || list[0].Name != "backups" || list[0].Replication != "GRS" || list[0].SecondaryURL == "" {
 		t.Errorf("vault list --json = %+v", list)
 	}
