@@ -290,7 +290,7 @@ type OffloadResult struct {
 	Pending []ID `json:"pending"`
 	// Damaged points need local objects that are missing or do not match
 	// the point: they are not offloaded and stay in the store.
-	Incomplete []IncompletePoint `json:"incomplete,omitempty"`
+	Incomplete []IncompletePoint `json:"incomplete"`
 	// CaughtUp points had pending replication and are now confirmed on
 	// every copy (their local copy stays when the plan keeps it local).
 	CaughtUp []ID `json:"caught_up"`
@@ -317,7 +317,7 @@ type OffloadResult struct {
 // recorded). (A DamagedPoint, by contrast, is a point object that cannot be
 // read at all.)
 type IncompletePoint struct {
-	Point   ID       `json:"point"`
+	Point   ID       `json:"id"`
 	Missing []string `json:"missing"` // object names
 }
 
