@@ -243,7 +243,7 @@ type RepairedObject struct {
 	Object string `json:"object"`
 	To     string `json:"to"`
 	From   string `json:"from"`
-	Bytes  int64  `json:"bytes"`
+	Bytes  int64  `json:"size_bytes"`
 	// Replaced is true when a damaged object was removed first.
 	Replaced bool `json:"replaced"`
 }

@@ -107,6 +107,10 @@ func TestJSONContract(t *testing.T) {
 		{jsonCase: jsonCase{"verify.error", []string{"verify", "--subset", "10"}, exitUsage}},
 		{jsonCase: jsonCase{"status", []string{"status"}, exitOK}},
 		{jsonCase: jsonCase{"status.error", []string{"--config", filepath.Join(dir, "nosuch.yaml"), "status"}, exitError}},
+		{jsonCase: jsonCase{"verify-vault", []string{"verify", "--vault", "--read-data"}, exitOK}},
+		{jsonCase: jsonCase{"verify-vault.error", []string{"verify", "--vault", "--copy", "third"}, exitUsage}},
+		{jsonCase: jsonCase{"vault-repair", []string{"vault", "repair"}, exitOK}},
+		{jsonCase: jsonCase{"vault-repair.error", []string{"vault", "repair", "extra"}, exitUsage}},
 		{jsonCase: jsonCase{"vault-repack-estimate", []string{"vault", "repack-estimate", "--passphrase-file", pass}, exitOK}},
 		{jsonCase: jsonCase{"vault-repack-estimate.error", []string{"vault", "repack-estimate"}, exitError}},
 		// Both points in the vault, one a day: the older one expires.

@@ -41,7 +41,7 @@ S3 keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.`,
   tapeless vault status`,
 	}
 	c.AddCommand(newVaultCreateCmd(g), newVaultCredentialsCmd(g), newVaultSetReplicationCmd(g),
-		newVaultListCmd(g), newVaultStatusCmd(g), newVaultRepackEstimateCmd(g))
+		newVaultListCmd(g), newVaultStatusCmd(g), newVaultRepackEstimateCmd(g), newVaultRepairCmd(g))
 	return c
 }
 

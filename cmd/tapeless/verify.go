@@ -15,6 +15,8 @@ import (
 func init() { addCommand(newVerifyCmd) }
 
 type verifyOptions struct {
+	vault          bool
+	copy           string
 	readData       bool
 	subset         float64
 	passphraseFile string
@@ -38,11 +40,21 @@ chunk it needs; with --read-data too, it decrypts every blob and re-checks
 its chunk ID.
 --subset PCT reads only a random PCT percent of the packs.
 
+--vault checks the vault instead, each copy on its own (--copy primary,
+secondary or both, the default), with the same levels: no passphrase
+needed, --read-data re-hashes every stored byte, a passphrase also decrypts.
+Problems name the copy and the points that need the object; 'tapeless
+vault repair' mends them from the other copy. With --subset, successive
+runs continue where the last stopped (the position is kept in the store's
+folder, scrub-VAULT.json), so ten runs of --subset 10 read every pack.
+
 Any damage fails with exit code 1 and names the object.`,
 		Example: `  tapeless verify
   tapeless verify --read-data
   tapeless verify --read-data --subset 10
-  tapeless verify --read-data --passphrase-file /root/tapeless-pass --json`,
+  tapeless verify --read-data --passphrase-file /root/tapeless-pass --json
+  tapeless verify --vault --read-data --subset 10
+  tapeless verify --vault --copy secondary`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("subset") && !o.readData {
@@ -51,10 +63,18 @@ Any damage fails with exit code 1 and names the object.`,
 			if o.subset <= 0 || o.subset > 100 {
 				return usageError{fmt.Errorf("--subset %v: want a percentage above 0 and at most 100", o.subset)}
 			}
+			if cmd.Flags().Changed("copy") && !o.vault {
+				return usageError{errors.New("--copy needs --vault")}
+			}
+			if o.vault {
+				return runVerifyVault(cmd.Context(), g, o)
+			}
 			return runVerify(cmd.Context(), g, o)
 		},
 	}
 	f := c.Flags()
+	f.BoolVar(&o.vault, "vault", false, "check the vault's copies instead of the store")
+	f.StringVar(&o.copy, "copy", "both", "with --vault: primary, secondary or both")
 	f.BoolVar(&o.readData, "read-data", false, "read every object and check its content")
 	f.Float64Var(&o.subset, "subset", 100, "with --read-data, read only this percentage of the packs, chosen at random")
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "also decrypt and check blobs, with the passphrase from this file (env TAPELESS_PASSPHRASE_FILE)")
