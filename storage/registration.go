@@ -20,6 +20,45 @@ type Registration struct {
 	// CredentialsSerial is the serial of the credentials file used.
 	CredentialsSerial string `json:"credentials_serial,omitempty"`
 	Version           string `json:"version,omitempty"` // tapeless version
+	// TakeOver marks a registration that continues an earlier server of
+	// the same name and key on a new machine (disaster recovery): the
+	// earlier records of that name are replaced by it.
+	TakeOver bool `json:"take_over,omitempty"`
+}
+
+// CurrentRegistrations returns the newest registration of every server
+// name (names compared without case), oldest first, and the earlier ones
+// those replaced. regs is in Registrations order.
+func CurrentRegistrations(regs []Registration) (current, replaced []Registration) {
+	newest := map[string]int{}
+	for i, r := range regs {
+		newest[strings.ToLower(r.Server)] = i
+	}
+	for i, r := range regs {
+		if newest[strings.ToLower(r.Server)] == i {
+			current = append(current, r)
+		} else {
+			replaced = append(replaced, r)
+		}
+	}
+	return current, replaced
+}
+
+// ServerKey returns the key fingerprint of the current registration of
+// server, or an error naming the registered servers.
+func ServerKey(regs []Registration, server string) (Registration, error) {
+	current, _ := CurrentRegistrations(regs)
+	var names []string
+	for _, r := range current {
+		if strings.EqualFold(r.Server, server) {
+			return r, nil
+		}
+		names = append(names, r.Server)
+	}
+	if len(names) == 0 {
+		return Registration{}, fmt.Errorf("no server %q is registered to this vault (none is)", server)
+	}
+	return Registration{}, fmt.Errorf("no server %q is registered to this vault; registered: %s", server, strings.Join(names, ", "))
 }
 
 // ValidateServerName checks a server name used in object names: 1–63

@@ -115,12 +115,12 @@ func TestLostPackIsStoredAgainAndReported(t *testing.T) {
 					t.Errorf("offload exited %d, stdout %q, stderr %q; want %d naming damaged point %s", code, out, errOut, exitPartial, first.Point)
 				}
 			}
-			var pts []pointInfo
+			var pts pointsJSON
 			if err := json.Unmarshal([]byte(s.ok("points", "--json")), &pts); err != nil {
 				t.Fatal(err)
 			}
 			tiers := map[string]string{}
-			for _, p := range pts {
+			for _, p := range pts.Points {
 				tiers[p.ID] = p.Tier
 			}
 			if tiers[first.Point.String()] != "local" {

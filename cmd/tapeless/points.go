@@ -18,15 +18,10 @@ import (
 
 func init() { addCommand(newPointsCmd) }
 
-// vaultPointLister, when set (by the file that owns offload), lists the
-// points archived in the configured vault so `points` can show each
-// point's tier; known are the points the local catalogue records as
-// archived there, read by name when the listing lacks them. Left nil,
-// every point listed is local.
-var vaultPointLister func(ctx context.Context, c *config, known []archive.ID) ([]archive.PointHeader, error)
-
 type pointsOptions struct {
-	source string
+	source     string
+	server     string // another registered server's points
+	allServers bool
 }
 
 // pointsJSON is the JSON of `points`.
@@ -44,6 +39,10 @@ type pointInfo struct {
 	Bytes  int64     `json:"source_bytes"` // logical size of the files
 	Files  int64     `json:"files"`
 	Parent string    `json:"parent_id,omitempty"`
+	// Server is the registered server whose key the point is sealed to
+	// ("" when no registration names the key); KeyFingerprint that key.
+	Server         string `json:"server,omitempty"`
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
 	// Damaged says which copies of the point object cannot be read and
 	// why; a point with no readable copy has no source, time or host.
 	Damaged string `json:"damaged,omitempty"`
@@ -77,6 +76,8 @@ archived, they are read directly by name and the shortfall is reported
 		},
 	}
 	c.Flags().StringVar(&o.source, "source", "", "list only points of this data source")
+	c.Flags().StringVar(&o.server, "server", "", "list the vault points of another registered server (disaster recovery)")
+	c.Flags().BoolVar(&o.allServers, "all-servers", false, "list the points of every server registered to the vault")
 	return c
 }
 
@@ -84,7 +85,7 @@ archived, they are read directly by name and the shortfall is reported
 // is installed) and marks each point's tier. Damaged points get a row of
 // their own (ID, tier, damage); they and points that cannot be read are
 // named in the error, which comes with the rest.
-func listAllPoints(ctx context.Context, g *globalOptions) ([]pointInfo, error) {
+func listAllPoints(ctx context.Context, g *globalOptions, o pointsOptions) ([]pointInfo, error) {
 	v, cfg, err := openStoreView(ctx, g)
 	if err != nil {
 		return nil, err
@@ -97,6 +98,8 @@ func listAllPoints(ctx context.Context, g *globalOptions) ([]pointInfo, error) {
 	}
 	byID := map[string]*pointInfo{}
 	var out []*pointInfo
+	servers := map[string]string{} // key fingerprint → server
+	hidden := 0
 	add := func(h archive.PointHeader, tier string) {
 		p, ok := byID[h.ID.String()]
 		if ok && p.Source != "" {
@@ -113,6 +116,7 @@ func listAllPoints(ctx context.Context, g *globalOptions) ([]pointInfo, error) {
 			p.Tier = "both" // a damaged copy was seen first
 		}
 		p.ID, p.Source, p.Time, p.Host, p.Bytes, p.Files = h.ID.String(), h.Source, h.Time, h.Host, h.Bytes, h.Files
+		p.KeyFingerprint, p.Server = h.KeyFingerprint, servers[h.KeyFingerprint]
 		if h.Parent != nil {
 			p.Parent = h.Parent.String()
 		}
@@ -130,23 +134,47 @@ func listAllPoints(ctx context.Context, g *globalOptions) ([]pointInfo, error) {
 		}
 		p.Damaged = strings.TrimPrefix(p.Damaged+"; "+what, "; ")
 	}
+	var remote []archive.PointHeader
+	var regs []storage.Registration
+	var remoteErr error
+	if cfg.Vault != nil && cfg.Vault.Name != "" {
+		remote, regs, remoteErr = listVaultPointsAndServers(ctx, cfg, catalogArchived(ctx, dir, cfg.Vault.Name))
+		if remoteErr != nil {
+			listErr = errors.Join(listErr, fmt.Errorf("vault %s: %w", cfg.Vault.Name, remoteErr))
+		}
+	}
+	self := ""
+	if cfg.Vault != nil {
+		self = cfg.Vault.KeyFingerprint
+	}
+	keys, err := shownKeys(regs, self, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range regs {
+		servers[r.KeyFingerprint] = r.Server // the newest record of a key wins
+	}
+	shown := func(h archive.PointHeader) bool { return keys == nil || keys[h.KeyFingerprint] }
 	for _, h := range local {
-		add(h, "local")
+		if shown(h) {
+			add(h, "local")
+		}
 	}
 	for _, d := range archive.DamagedPoints(listErr) {
 		damaged(d, "local")
 	}
-	if vaultPointLister != nil && cfg.Vault != nil {
-		remote, err := vaultPointLister(ctx, cfg, catalogArchived(ctx, dir, cfg.Vault.Name))
-		if err != nil {
-			listErr = errors.Join(listErr, fmt.Errorf("vault %s: %w", cfg.Vault.Name, err))
-		}
-		for _, h := range remote {
+	for _, h := range remote {
+		if shown(h) {
 			add(h, "vault")
+		} else {
+			hidden++
 		}
-		for _, d := range archive.DamagedPoints(err) {
-			damaged(d, "vault")
-		}
+	}
+	for _, d := range archive.DamagedPoints(remoteErr) {
+		damaged(d, "vault")
+	}
+	if hidden > 0 && !g.quiet && !g.json {
+		fmt.Fprintf(g.stderr, "note: %d vault points of other servers are not shown: --server NAME or --all-servers lists them\n", hidden)
 	}
 	// Oldest first; points with no readable copy (no time) last.
 	sort.SliceStable(out, func(i, j int) bool {
@@ -196,7 +224,7 @@ func skippedError(err error) error {
 }
 
 func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
-	all, listErr := listAllPoints(ctx, g)
+	all, listErr := listAllPoints(ctx, g, o)
 	if all == nil && listErr != nil && !onlySkipped(listErr) {
 		return listErr
 	}
@@ -293,7 +321,7 @@ func latestPoint(ps []archive.PointHeader, source string) (archive.PointHeader, 
 		if source != "" && p.Source != source {
 			continue
 		}
-		if !found || p.Time.After(best.Time) || p.Time.Equal(best.Time) && p.ID.String() > best.ID.String() {
+		if !found || newerThan(p, best) {
 			best, found = p, true
 		}
 	}
@@ -304,4 +332,37 @@ func latestPoint(ps []archive.PointHeader, source string) (archive.PointHeader, 
 		return best, fmt.Errorf("%w: there are none yet", errNoPoint)
 	}
 	return best, nil
+}
+
+// newerThan reports whether a comes after b: later time, then larger ID
+// (the order of every point listing).
+func newerThan(a, b archive.PointHeader) bool {
+	return a.Time.After(b.Time) || a.Time.Equal(b.Time) && a.ID.String() > b.ID.String()
+}
+
+// shownKeys returns the key fingerprints whose points `points` shows: this
+// server's by default, one server's with --server, all (nil) with
+// --all-servers.
+func shownKeys(regs []storage.Registration, self string, o pointsOptions) (map[string]bool, error) {
+	switch {
+	case o.allServers && o.server != "":
+		return nil, usageError{errors.New("give --server NAME or --all-servers, not both")}
+	case o.allServers:
+		return nil, nil
+	case o.server != "":
+		keys := map[string]bool{}
+		for _, r := range regs {
+			if strings.EqualFold(r.Server, o.server) {
+				keys[r.KeyFingerprint] = true
+			}
+		}
+		if len(keys) == 0 {
+			_, err := storage.ServerKey(regs, o.server)
+			return nil, usageError{err}
+		}
+		return keys, nil
+	case self == "":
+		return nil, nil // not registered: a bare store, whatever it holds
+	}
+	return map[string]bool{self: true}, nil
 }

@@ -25,6 +25,7 @@ type registerOptions struct {
 	store, staging     string
 	throttle, proxy    string
 	server             string
+	takeOver           string
 }
 
 func newRegisterCmd(g *globalOptions) *cobra.Command {
@@ -51,11 +52,19 @@ to the new file F (mode 0600). tapeless never stores the passphrase: if it
 is lost, the archived data cannot be recovered.
 
 --throttle limits vault bandwidth, e.g. "work=Mon-Fri 08:00-18:00 4MiB/s; off=unlimited".
---proxy is an http:// or https:// proxy for vault traffic.`,
+--proxy is an http:// or https:// proxy for vault traffic.
+
+--take-over NAME is for the day a server is lost: instead of making a new
+key pair, this machine opens server NAME's key envelope from the vault with
+NAME's passphrase and becomes NAME. Its backups and offloads continue
+NAME's history (its archived points are this server's points again), and
+the vault records the new registration as replacing the old one. Nothing of
+the lost machine is needed. See docs/RECOVERY.md.`,
 		Example: `  tapeless register --credentials backups_2026-11-26.VaultCredentials --generate-passphrase /root/tapeless.passphrase
   tapeless register --credentials backups.VaultCredentials --passphrase-file /root/pass \
       --store /var/lib/tapeless/store --staging /var/lib/tapeless/staging \
-      --throttle "work=Mon-Fri 08:00-18:00 4MiB/s; off=unlimited"`,
+      --throttle "work=Mon-Fri 08:00-18:00 4MiB/s; off=unlimited"
+  tapeless register --credentials backups.VaultCredentials --take-over web1 --passphrase-file /root/web1.pass`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRegister(cmd.Context(), g, o)
@@ -70,6 +79,7 @@ is lost, the archived data cannot be recovered.
 	f.StringVar(&o.throttle, "throttle", "", `vault bandwidth limits, e.g. "work=Mon-Fri 08:00-18:00 4MiB/s; off=unlimited"`)
 	f.StringVar(&o.proxy, "proxy", "", "http(s) proxy URL for vault traffic")
 	f.StringVar(&o.server, "server", "", "this server's name in the vault (default: the host name)")
+	f.StringVar(&o.takeOver, "take-over", "", "become the lost server NAME: use its key from the vault (needs its passphrase)")
 	return c
 }
 
@@ -135,6 +145,15 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 	if err := checkProxy(o.proxy); err != nil {
 		return usageError{err}
 	}
+	if o.takeOver != "" {
+		if o.generatePassphrase != "" {
+			return usageError{errors.New("--take-over uses the lost server's passphrase: give it with --passphrase-file (or TAPELESS_PASSPHRASE_FILE, or at the prompt), not --generate-passphrase")}
+		}
+		if o.server != "" && !strings.EqualFold(o.server, o.takeOver) {
+			return usageError{fmt.Errorf("--take-over %s registers this machine as %s: leave out --server %s", o.takeOver, o.takeOver, o.server)}
+		}
+		o.server = o.takeOver
+	}
 	server := o.server
 	if server == "" {
 		if server, err = os.Hostname(); err != nil {
@@ -192,7 +211,7 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 
 	var pass []byte
 	if o.generatePassphrase == "" {
-		if pass, err = readPassphrase(g, o.passphraseFile, true); err != nil {
+		if pass, err = readPassphrase(g, o.passphraseFile, o.takeOver == ""); err != nil {
 			return err
 		}
 		defer clear(pass)
@@ -206,7 +225,14 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		return err
 	}
 	defer v.Close()
-	if err := checkServerNameFree(ctx, v, server); err != nil {
+	var taken *archive.Keys
+	var takenEnv []byte
+	if o.takeOver != "" {
+		if taken, takenEnv, err = takeOverKeys(ctx, v, o.takeOver, pass); err != nil {
+			return err
+		}
+		server = takenServer(ctx, v, o.takeOver)
+	} else if err := checkServerNameFree(ctx, v, server); err != nil {
 		return err
 	}
 
@@ -235,13 +261,14 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		fmt.Fprintf(g.stderr, passphraseWarning, o.generatePassphrase)
 	}
 
-	keys, err := archive.GenerateKeys()
-	if err != nil {
-		return err
-	}
-	env, err := archive.WrapKeys(keys, pass)
-	if err != nil {
-		return fmt.Errorf("wrap keys: %w", err)
+	keys, env := taken, takenEnv
+	if keys == nil {
+		if keys, err = archive.GenerateKeys(); err != nil {
+			return err
+		}
+		if env, err = archive.WrapKeys(keys, pass); err != nil {
+			return fmt.Errorf("wrap keys: %w", err)
+		}
 	}
 	fp := keys.Fingerprint
 	undo = append(undo, func() {
@@ -260,12 +287,15 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return fmt.Errorf("create staging folder: %w", err)
 	}
-	if _, err := v.SaveKeyEnvelope(ctx, fp, env); err != nil {
-		return err
+	if taken == nil { // a taken-over key's envelope is already in the vault
+		if _, err := v.SaveKeyEnvelope(ctx, fp, env); err != nil {
+			return err
+		}
 	}
 	t := now()
 	if err := v.Register(ctx, storage.Registration{
 		Server: server, RegisteredAt: t, KeyFingerprint: fp, CredentialsSerial: creds.Serial, Version: version,
+		TakeOver: taken != nil,
 	}); err != nil {
 		return err
 	}
@@ -327,4 +357,39 @@ func checkServerNameFree(ctx context.Context, v *storage.Vault, server string) e
 		}
 	}
 	return nil
+}
+
+// takeOverKeys opens the key envelope of the lost server's current key
+// from the vault with its passphrase. Nothing is written.
+func takeOverKeys(ctx context.Context, v *storage.Vault, server string, pass []byte) (*archive.Keys, []byte, error) {
+	regs, err := v.Registrations(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := storage.ServerKey(regs, server)
+	if err != nil {
+		return nil, nil, fmt.Errorf("take over %s: %w", server, err)
+	}
+	env, _, err := v.LoadKeyEnvelope(ctx, r.KeyFingerprint)
+	if err != nil {
+		return nil, nil, fmt.Errorf("take over %s: its key envelope (key %s): %w", r.Server, r.KeyFingerprint, err)
+	}
+	k, err := archive.UnwrapKeys(env, pass)
+	if errors.Is(err, archive.ErrWrongPassphrase) {
+		return nil, nil, fmt.Errorf("take over %s: the passphrase does not open its key (key %s): give the passphrase of %s, not of this machine; nothing was registered", r.Server, r.KeyFingerprint, r.Server)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("take over %s: %w", r.Server, err)
+	}
+	return k, env, nil
+}
+
+// takenServer is the lost server's name as registered (its case).
+func takenServer(ctx context.Context, v *storage.Vault, server string) string {
+	if regs, err := v.Registrations(ctx); err == nil {
+		if r, err := storage.ServerKey(regs, server); err == nil {
+			return r.Server
+		}
+	}
+	return server
 }

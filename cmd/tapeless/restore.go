@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ type restoreOptions struct {
 	specialBits    bool
 	partial        bool
 	passphraseFile string
+	server         string // another server whose point to restore
 }
 
 func newRestoreCmd(g *globalOptions) *cobra.Command {
@@ -72,6 +74,7 @@ passphrase fails before anything is written.`,
 	f.BoolVar(&o.specialBits, "special-bits", false, "restore setuid and setgid bits and file capabilities on files")
 	f.BoolVar(&o.partial, "partial", false, "when packs are missing or damaged, restore the files that do not need them (exit 3)")
 	f.StringVar(&o.passphraseFile, "passphrase-file", "", "read the encryption passphrase from this file (env TAPELESS_PASSPHRASE_FILE)")
+	f.StringVar(&o.server, "server", "", "restore a point of another server registered to the vault (needs that server's passphrase)")
 	return c
 }
 
@@ -120,6 +123,9 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 	if o.target == "" {
 		return usageError{errors.New("--target DIR is required")}
 	}
+	if o.server != "" {
+		return runRestoreOther(ctx, g, o, pointArg, path)
+	}
 	v, cfg, err := openStoreView(ctx, g)
 	if err != nil {
 		return err
@@ -137,11 +143,19 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 	points, listErr := archive.ListPoints(ctx, v.Objects)
 	p, err := resolvePoint(points, pointArg)
 	var src storage.Backend = v.Objects
-	if errors.Is(err, errNoPoint) && cfg.Vault != nil && cfg.Vault.Name != "" {
+	hasVault := cfg.Vault != nil && cfg.Vault.Name != ""
+	if _, latest := latestSource(strings.TrimSpace(pointArg)); latest && err == nil && hasVault {
+		// The newest point may be in the vault only (a short local
+		// retention): compare with the vault's newest of this key.
+		if vp, verr := newestInVault(ctx, cfg, pointArg); verr == nil && newerThan(vp, p) {
+			err = errNoPoint
+		}
+	}
+	if errors.Is(err, errNoPoint) && hasVault {
 		lock.Release() // nothing local is read
 		// Not in the store: look in the vault, reading through the
-		// staging folder (vaultopen.go, owned by offload).
-		vs, verr := restoreFromVault(ctx, g, cfg, pointArg)
+		// staging folder.
+		vs, verr := restoreFromVault(ctx, g, cfg, pointArg, cfg.Vault.KeyFingerprint)
 		if verr == nil {
 			defer vs.Close()
 			p, src, err, listErr = vs.point, vs.staged, nil, nil
@@ -161,6 +175,12 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 	if err != nil {
 		return err
 	}
+	return restoreInto(ctx, g, o, cfg, p, src, keys, path)
+}
+
+// restoreInto restores point p, read from src with keys, after the
+// scratch-space rule.
+func restoreInto(ctx context.Context, g *globalOptions, o restoreOptions, cfg *config, p archive.PointHeader, src storage.Backend, keys *archive.Keys, path string) error {
 	scratch := cfg.Staging
 	if scratch == "" {
 		scratch = o.target
@@ -230,4 +250,65 @@ func printNotRestored(g *globalOptions, sum *archive.RestoreSummary) {
 		}
 		fmt.Fprintf(g.stderr, "  %s\n", p)
 	}
+}
+
+// runRestoreOther restores a point of another server registered to the
+// vault — the lost server of a disaster recovery — from the vault, with
+// that server's key envelope and passphrase. This server's store and keys
+// are not involved.
+func runRestoreOther(ctx context.Context, g *globalOptions, o restoreOptions, pointArg, path string) error {
+	cfg, err := loadStoreConfig(g)
+	if err != nil {
+		return err
+	}
+	if cfg.Vault == nil || cfg.Vault.Name == "" {
+		return errors.New("--server restores from the vault, and no vault is configured: register this machine first (see docs/RECOVERY.md)")
+	}
+	ov, err := openVaultForRead(ctx, g, cfg)
+	if err != nil {
+		return err
+	}
+	regs, err := ov.v.Registrations(ctx)
+	if err != nil {
+		ov.Close()
+		return err
+	}
+	reg, err := storage.ServerKey(regs, o.server)
+	if err != nil {
+		ov.Close()
+		return usageError{err}
+	}
+	env, _, err := ov.v.LoadKeyEnvelope(ctx, reg.KeyFingerprint)
+	ov.Close()
+	if err != nil {
+		return fmt.Errorf("server %s's key envelope (key %s): %w", reg.Server, reg.KeyFingerprint, err)
+	}
+	vs, err := restoreFromVault(ctx, g, cfg, pointArg, reg.KeyFingerprint)
+	if err != nil {
+		return err
+	}
+	defer vs.Close()
+	pass, err := readPassphrasePrompt(g, o.passphraseFile, "Passphrase of server "+reg.Server, false)
+	if err != nil {
+		return err
+	}
+	keys, err := archive.UnwrapKeys(env, pass)
+	clear(pass)
+	if errors.Is(err, archive.ErrWrongPassphrase) {
+		return fmt.Errorf("the passphrase does not open server %s's key (key %s): give that server's passphrase; nothing was restored", reg.Server, reg.KeyFingerprint)
+	}
+	if err != nil {
+		return fmt.Errorf("server %s's key: %w", reg.Server, err)
+	}
+	return restoreInto(ctx, g, o, cfg, vs.point, vs.staged, keys, path)
+}
+
+// newestInVault returns the newest point of this server's key in the vault
+// that the latest[:SOURCE] arg names.
+func newestInVault(ctx context.Context, cfg *config, arg string) (archive.PointHeader, error) {
+	pts, err := listVaultPoints(ctx, cfg, nil)
+	if err != nil && !archive.OnlyDamage(err) && !errors.Is(err, archive.ErrShortListing) {
+		return archive.PointHeader{}, err
+	}
+	return resolvePoint(pointsOfKey(pts, cfg.Vault.KeyFingerprint), arg)
 }

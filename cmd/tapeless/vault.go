@@ -595,19 +595,28 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 	default:
 		fmt.Fprintf(w, "Credentials:  newest file expired at %s\n", st.LatestIssue.ExpiresAt.Local().Format("2006-01-02 15:04 MST"))
 	}
-	fmt.Fprintf(w, "Servers:      %d registered\n", len(st.Servers))
+	current, _ := storage.CurrentRegistrations(st.Servers)
+	fmt.Fprintf(w, "Servers:      %d registered\n", len(current))
 	printServers(w, st.Servers, cfg.Server)
 	return degraded
 }
 
 func printServers(w io.Writer, regs []storage.Registration, self string) {
+	current, replaced := storage.CurrentRegistrations(regs)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, r := range regs {
+	for _, r := range current {
 		mark := ""
-		if r.Server == self {
+		if strings.EqualFold(r.Server, self) {
 			mark = " (this server)"
 		}
-		fmt.Fprintf(tw, "  %s%s\tregistered %s\tkey %s\n", r.Server, mark, r.RegisteredAt.Local().Format("2006-01-02 15:04"), r.KeyFingerprint)
+		how := "registered"
+		if r.TakeOver {
+			how = "taken over"
+		}
+		fmt.Fprintf(tw, "  %s%s\t%s %s\tkey %s\n", termSafe(r.Server), mark, how, r.RegisteredAt.Local().Format("2006-01-02 15:04"), r.KeyFingerprint)
+	}
+	for _, r := range replaced {
+		fmt.Fprintf(tw, "  %s (replaced)\tregistered %s\tkey %s\n", termSafe(r.Server), r.RegisteredAt.Local().Format("2006-01-02 15:04"), r.KeyFingerprint)
 	}
 	tw.Flush()
 }

@@ -13,12 +13,6 @@ import (
 	"github.com/tapeless/tapeless/storage"
 )
 
-// Install the vault side of `points` (the tier column) and of `restore`
-// (points that are no longer local).
-func init() {
-	vaultPointLister = listVaultPoints
-}
-
 // openedVault is the configured vault ready for offload, prune and
 // restore: the copies throttled as configured, and a read path that falls
 // back to the secondary copy and says so.
@@ -144,6 +138,23 @@ func listVaultPoints(ctx context.Context, c *config, known []archive.ID) ([]arch
 	return archive.ListPointsKnown(ctx, o.read, known)
 }
 
+// listVaultPointsAndServers is listVaultPoints with the vault's
+// registrations, read through one opening of the vault.
+func listVaultPointsAndServers(ctx context.Context, c *config, known []archive.ID) ([]archive.PointHeader, []storage.Registration, error) {
+	g := &globalOptions{quiet: true}
+	o, err := openVaultForRead(ctx, g, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer o.Close()
+	regs, err := o.v.Registrations(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	pts, err := archive.ListPointsKnown(ctx, o.read, known)
+	return pts, regs, err
+}
+
 // catalogArchived returns the points the offload catalogue of the store in
 // dir records as archived in vault (the points its listing must show). It
 // is best effort: while a backup or offload holds the catalogue, nil.
@@ -184,7 +195,7 @@ func (v *vaultSource) Close() error {
 // (for a point that is no longer in the local store) and prepares to read
 // it through the staging folder, after the scratch-space check. A read the
 // primary copy cannot serve falls back to the secondary and says so.
-func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix string) (*vaultSource, error) {
+func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix, key string) (*vaultSource, error) {
 	ov, err := openVaultForRead(ctx, g, cfg)
 	if err != nil {
 		return nil, err
@@ -192,8 +203,17 @@ func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix
 	// Points the catalogue knows are found even when the vault's listing
 	// lacks them, and a full ID is looked up by name in any case: restore
 	// never depends on a listing that may come back short.
-	pts, listErr := archive.ListPointsKnown(ctx, ov.read, catalogArchived(ctx, cfg.Store, cfg.Vault.Name))
+	all, listErr := archive.ListPointsKnown(ctx, ov.read, catalogArchived(ctx, cfg.Store, cfg.Vault.Name))
+	pts := pointsOfKey(all, key)
 	p, err := resolvePoint(pts, prefix)
+	if errors.Is(err, errNoPoint) && key != "" {
+		// Another server's point: say whose, and how to restore it.
+		if other, oerr := resolvePoint(all, prefix); oerr == nil && other.KeyFingerprint != key {
+			ov.Close()
+			return nil, fmt.Errorf("point %s belongs to server %s (key %s), not to this server: restore it with --server %s and that server's passphrase",
+				shortID(other.ID), serverOfKey(ctx, ov.v, other.KeyFingerprint), other.KeyFingerprint, serverOfKey(ctx, ov.v, other.KeyFingerprint))
+		}
+	}
 	if id, perr := archive.ParseID(strings.ToLower(strings.TrimSpace(prefix))); errors.Is(err, errNoPoint) && perr == nil {
 		if h, lerr := archive.LoadPointHeader(ctx, ov.read, id); lerr == nil {
 			p, err = h, nil
@@ -229,4 +249,36 @@ func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix
 			shortID(p.ID), ov.v.Name(), sv.Dir())
 	}
 	return &vaultSource{point: p, staged: sv, ov: ov}, nil
+}
+
+// pointsOfKey keeps the points sealed to key ("" keeps all).
+func pointsOfKey(ps []archive.PointHeader, key string) []archive.PointHeader {
+	if key == "" {
+		return ps
+	}
+	var out []archive.PointHeader
+	for _, p := range ps {
+		if p.KeyFingerprint == key {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// serverOfKey names the server registered with key, for messages.
+func serverOfKey(ctx context.Context, v *storage.Vault, key string) string {
+	regs, err := v.Registrations(ctx)
+	if err != nil {
+		return "NAME"
+	}
+	name := ""
+	for _, r := range regs {
+		if r.KeyFingerprint == key {
+			name = r.Server // the newest record of the key wins
+		}
+	}
+	if name == "" {
+		return "NAME"
+	}
+	return name
 }
