@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -193,23 +194,8 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions, args []st
 	} else if !g.quiet {
 		printBackupSummary(g.stdout, sum)
 	}
-	if sum.Partial() {
-		var parts []string
-		if sum.ErrorCount > 0 {
-			parts = append(parts, fmt.Sprintf("%d entries skipped", sum.ErrorCount))
-		}
-		if n := len(sum.Changed); n > 0 {
-			parts = append(parts, fmt.Sprintf("%d files changed while being read", n))
-		}
-		if n := len(sum.MissingPacks); n > 0 {
-			names := make([]string, 0, n)
-			for _, id := range sum.MissingPacks {
-				names = append(names, archive.PackName(id))
-			}
-			parts = append(parts, fmt.Sprintf("the store had lost %d pack(s) (%s): their data was stored again for this point; older points that need them are damaged, run 'tapeless verify' to see which",
-				n, strings.Join(names, ", ")))
-		}
-		return partialError{fmt.Sprintf("recovery point %s made, but %s", shortID(sum.Point), strings.Join(parts, " and "))}
+	if msg := scheduler.BackupProblems(sum); msg != "" {
+		return partialError{msg}
 	}
 	return nil
 }

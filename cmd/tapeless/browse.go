@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -25,7 +26,7 @@ type pointTree struct {
 	keys  *archive.Keys
 	local []archive.PointHeader
 
-	vault    *openedVault // opened on first need
+	vault    *scheduler.Vault // opened on first need
 	vaultPts []archive.PointHeader
 	counted  *archive.CountingBackend
 	listErr  error // points that could not be listed (damaged), reported at the end
@@ -88,8 +89,8 @@ func (t *pointTree) openVault(ctx context.Context) error {
 		return err
 	}
 	t.vault = ov
-	t.counted = archive.NewCountingBackend(ov.read)
-	pts, err := archive.ListPointsKnown(ctx, ov.read, catalogArchived(ctx, t.cfg.Store, t.cfg.Vault.Name))
+	t.counted = archive.NewCountingBackend(ov.Read)
+	pts, err := archive.ListPointsKnown(ctx, ov.Read, catalogArchived(ctx, t.cfg.Store, t.cfg.Vault.Name))
 	if err != nil && !archive.OnlyDamage(err) && !errors.Is(err, archive.ErrShortListing) {
 		return err
 	}

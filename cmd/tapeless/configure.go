@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler"
 )
 
 func init() { addCommand(newConfigureCmd) }
@@ -205,63 +206,13 @@ func changePassphrase(ctx context.Context, g *globalOptions, cfg *config, o conf
 		return "", usageError{errors.New("the new passphrase is the current one; nothing was changed")}
 	}
 
-	env, err := loadStoreEnvelope(ctx, cfg.Store)
+	fp, left, warn, err := scheduler.ChangePassphrase(ctx, siteOf(g, cfg), oldPass, newPass)
 	if err != nil {
 		return "", err
 	}
-	keys, err := archive.UnwrapKeys(env, oldPass)
-	if errors.Is(err, archive.ErrWrongPassphrase) {
-		return "", errors.New("the current passphrase is wrong (it does not open the key envelope); nothing was changed")
-	}
-	if err != nil {
-		return "", fmt.Errorf("open key envelope of store %s: %w", cfg.Store, err)
-	}
-	if cfg.Vault.KeyFingerprint != "" && keys.Fingerprint != cfg.Vault.KeyFingerprint {
-		return "", fmt.Errorf("the store's key %s is not the registered key %s", keys.Fingerprint, cfg.Vault.KeyFingerprint)
-	}
-	newEnv, err := archive.WrapKeys(keys, newPass)
-	if err != nil {
-		return "", fmt.Errorf("wrap keys: %w", err)
-	}
-	v, err := openConfiguredVault(ctx, cfg)
-	if err != nil {
-		return "", err
-	}
-	defer v.Close()
-	seq, err := v.SaveKeyEnvelope(ctx, keys.Fingerprint, newEnv)
-	if err != nil {
-		return "", err
-	}
-	if err := replaceStoreEnvelope(ctx, cfg.Store, newEnv); err != nil {
-		return "", fmt.Errorf("the vault has the new envelope but the store does not (run the command again with the old passphrase): %w", err)
-	}
-	left, err := v.RemoveOldKeyEnvelopes(ctx, keys.Fingerprint, seq)
-	if err != nil {
+	if warn != nil {
 		fmt.Fprintf(g.stderr, "WARNING: %d old key envelope(s) could not be removed from the vault (%v); until they are, the old passphrase still opens them: %s\n",
-			len(left), err, strings.Join(left, ", "))
+			len(left), warn, strings.Join(left, ", "))
 	}
-	return "passphrase (key " + keys.Fingerprint + ")", nil
-}
-
-// loadStoreEnvelope returns the key envelope kept in the store.
-func loadStoreEnvelope(ctx context.Context, dir string) ([]byte, error) {
-	s, err := archive.OpenStore(ctx, dir)
-	if err != nil {
-		return nil, err
-	}
-	defer s.Close()
-	return s.Envelope(), nil
-}
-
-// replaceStoreEnvelope puts env into the store in place of the old one.
-func replaceStoreEnvelope(ctx context.Context, dir string, env []byte) error {
-	s, err := archive.OpenStore(ctx, dir)
-	if err != nil {
-		return err
-	}
-	if err := s.ReplaceEnvelope(env); err != nil {
-		s.Close()
-		return err
-	}
-	return s.Close()
+	return "passphrase (key " + fp + ")", nil
 }

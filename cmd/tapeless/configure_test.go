@@ -298,3 +298,13 @@ func TestChangePassphraseImmutableVault(t *testing.T) {
 		t.Errorf("store envelope still opens with the old passphrase: %v", err)
 	}
 }
+
+// loadStoreEnvelope returns the key envelope kept in the store.
+func loadStoreEnvelope(ctx context.Context, dir string) ([]byte, error) {
+	s, err := archive.OpenStore(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Envelope(), nil
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -79,15 +80,6 @@ needs no vault access.`,
 	return c
 }
 
-// policyFromConfig is the retention policy of the configuration.
-func policyFromConfig(cfg *config) retention.Policy {
-	r := cfg.Retention
-	return retention.Policy{
-		Local: retention.LocalPolicy{KeepWithin: time.Duration(r.Local.KeepWithin), KeepLast: r.Local.KeepLast},
-		Vault: retention.VaultPolicy{Daily: r.Vault.Daily, Weekly: r.Vault.Weekly, Monthly: r.Vault.Monthly, Yearly: r.Vault.Yearly},
-	}
-}
-
 // offloadJSON is the JSON of `offload`.
 type offloadJSON struct {
 	DryRun bool                   `json:"dry_run"`
@@ -110,7 +102,7 @@ type offloadPlanRow struct {
 	Reasons []string  `json:"reasons"`
 }
 
-func planRows(p *offloadPlan) []offloadPlanRow { return decisionRows(p.Plan, p.Stored) }
+func planRows(p *scheduler.OffloadPlan) []offloadPlanRow { return decisionRows(p.Plan, p.Stored) }
 
 // decisionRows flattens a retention plan into rows, with the stored size
 // of the points stored names.
@@ -129,7 +121,7 @@ func decisionRows(p retention.Plan, stored map[archive.ID]int64) []offloadPlanRo
 
 // formatOffloadPlan writes the plan as a table with each local point's
 // stored size, then the counts and what an offload would send.
-func formatOffloadPlan(w io.Writer, p *offloadPlan, loc *time.Location) error {
+func formatOffloadPlan(w io.Writer, p *scheduler.OffloadPlan, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\tSTORED SIZE\tREASONS")
 	for _, r := range planRows(p) {
@@ -164,7 +156,8 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 		return err
 	}
 	defer s.Close()
-	policy := policyFromConfig(cfg)
+	site := siteOf(g, cfg)
+	policy := site.Policy
 	if withinSet {
 		d, err := parseDuration(o.keepWithin)
 		if err != nil {
@@ -181,56 +174,11 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 	if err := policy.Validate(); err != nil {
 		return usageError{err}
 	}
-	plan, err := planOffload(ctx, s, policy, now(), time.Local)
-	if err != nil {
-		return err
-	}
-	damaged := append([]archive.DamagedPoint{}, plan.archive.Damaged...)
-	var damageErr error
-	if len(damaged) > 0 {
-		damageErr = partialError{(&archive.DamagedPointsError{Points: damaged}).Error() +
-			"; they are kept locally, and no local pack is collected while they are there"}
-	}
-	if o.dryRun {
-		if g.json {
-			if err := writeJSON(g.stdout, offloadJSON{DryRun: true, Plan: planRows(plan), Upload: plan.Upload, Damaged: damaged}); err != nil {
-				return err
-			}
-			return damageErr
-		}
-		if g.quiet {
-			return damageErr
-		}
-		if err := formatOffloadPlan(g.stdout, plan, time.Local); err != nil {
-			return err
-		}
-		return damageErr
-	}
-	if cfg.Vault == nil || cfg.Vault.Name == "" {
-		return errors.New("this server is not registered to a vault: run 'tapeless register --credentials FILE' first")
-	}
-	// The scratch rule: offload stages nothing, but the staging folder is
-	// where a restore of these points will land first.
-	scratch := cfg.Staging
-	if scratch == "" {
-		scratch = s.Dir()
-	}
-	if err := storage.CheckScratch(scratch, plan.Upload); err != nil {
-		return err
-	}
-	ov, err := openVault(ctx, g, cfg)
-	if err != nil {
-		return err
-	}
-	defer ov.Close()
-	if err := checkVaultEnvelope(ctx, ov.v, s.PublicKeys()); err != nil {
-		return err
-	}
 	bar := newProgressBar(g)
-	res, err := archive.Offload(ctx, s, ov.upload, plan.archive, archive.OffloadOptions{
-		Now:      now,
+	rep, err := scheduler.Offload(ctx, site, s, scheduler.OffloadRequest{
+		Policy:   policy,
+		DryRun:   o.dryRun,
 		ReadBack: o.readBack,
-		Throttle: ov.throttle,
 		Progress: func(p archive.OffloadProgress) {
 			bar.update(fmt.Sprintf("point %d/%d", min(p.PointsDone+1, p.Points), p.Points), p.Bytes, p.TotalBytes, p.Elapsed)
 		},
@@ -244,40 +192,23 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 	if err != nil {
 		return err
 	}
-	if g.json {
-		if err := writeJSON(g.stdout, offloadJSON{Plan: planRows(plan), Upload: plan.Upload, Result: res, Damaged: damaged}); err != nil {
+	switch {
+	case g.json:
+		if err := writeJSON(g.stdout, offloadJSON{DryRun: o.dryRun, Plan: planRows(rep.Plan), Upload: rep.Plan.Upload, Result: rep.Result, Damaged: rep.Damaged}); err != nil {
 			return err
 		}
-	} else if !g.quiet {
-		printOffloadResult(g.stdout, res)
-	}
-	var partial []string
-	if n := len(res.Incomplete); n > 0 {
-		var ds []string
-		for _, d := range res.Incomplete {
-			ds = append(ds, fmt.Sprintf("%s (missing %s)", shortID(d.Point), strings.Join(d.Missing, ", ")))
+	case g.quiet:
+	case o.dryRun:
+		if err := formatOffloadPlan(g.stdout, rep.Plan, time.Local); err != nil {
+			return err
 		}
-		partial = append(partial, fmt.Sprintf("%d damaged point(s) not offloaded and kept in the store: %s; run 'tapeless verify'",
-			n, strings.Join(ds, "; ")))
+	default:
+		printOffloadResult(g.stdout, rep.Result)
 	}
-	if pr := res.PendingReplication; pr.Objects > 0 {
-		partial = append(partial, fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
-			pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), secondaryWhy(res)))
+	if p := rep.Problems(); len(p) > 0 {
+		return partialError{strings.Join(p, "; and ")}
 	}
-	if len(partial) > 0 {
-		if damageErr != nil {
-			partial = append(partial, damageErr.Error())
-		}
-		return partialError{strings.Join(partial, "; and ")}
-	}
-	return damageErr
-}
-
-func secondaryWhy(r *archive.OffloadResult) string {
-	if r.SecondaryError == "" {
-		return ""
-	}
-	return ": " + r.SecondaryError
+	return nil
 }
 
 func printOffloadResult(w io.Writer, r *archive.OffloadResult) {

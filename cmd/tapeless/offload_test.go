@@ -11,6 +11,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/scheduler"
 )
 
 var updateOffloadGolden = flag.Bool("update-offload", false, "rewrite testdata/offload-dry-run.golden")
@@ -45,7 +46,7 @@ func TestOffloadDryRunGolden(t *testing.T) {
 		pid, _ := archive.ParseID(id(c))
 		stored[pid] = int64(i+1) * 1536 << 10
 	}
-	op := &offloadPlan{Plan: plan, Stored: stored, Upload: 9 << 20, Objects: 7}
+	op := &scheduler.OffloadPlan{Plan: plan, Stored: stored, Upload: 9 << 20, Objects: 7}
 	var buf bytes.Buffer
 	if err := formatOffloadPlan(&buf, op, loc); err != nil {
 		t.Fatal(err)

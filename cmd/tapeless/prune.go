@@ -7,12 +7,12 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -82,42 +82,24 @@ func runPrune(ctx context.Context, g *globalOptions, o pruneOptions) error {
 		return err
 	}
 	defer s.Close()
-	policy := policyFromConfig(cfg)
-	if err := policy.Validate(); err != nil {
-		return err
-	}
-	ov, err := openVault(ctx, g, cfg)
+	site := siteOf(g, cfg)
+	rep, err := scheduler.Prune(ctx, site, s, scheduler.PruneRequest{DryRun: o.dryRun})
 	if err != nil {
 		return err
 	}
-	defer ov.Close()
-	var plan retention.Plan
-	res, err := archive.Prune(ctx, s, ov.target, archive.PruneOptions{
-		Select:        selectByPolicy(policy, now(), time.Local, retention.Expire, &plan),
-		Now:           now,
-		DryRun:        o.dryRun,
-		ImmutableDays: ov.v.Config.ImmutableDays,
-	})
-	if err != nil {
-		return err
-	}
-	out := pruneJSON{Plan: decisionRows(plan, nil), PruneResult: res}
-	// Damaged points were skipped: partial (exit 3).
-	var damageErr error
-	if n := len(res.Damaged); n > 0 {
-		damageErr = partialError{(&archive.DamagedPointsError{Points: res.Damaged}).Error()}
-	}
-	if g.json {
-		if err := writeJSON(g.stdout, out); err != nil {
+	switch {
+	case g.json:
+		if err := writeJSON(g.stdout, pruneJSON{Plan: decisionRows(rep.Plan, nil), PruneResult: rep.Result}); err != nil {
 			return err
 		}
-		return damageErr
+	case !g.quiet:
+		printPruneResult(g.stdout, rep.Plan, rep.Result, site.Policy)
 	}
-	if g.quiet {
-		return damageErr
+	// Damaged points were skipped: partial (exit 3).
+	if p := rep.Problems(); len(p) > 0 {
+		return partialError{strings.Join(p, "; and ")}
 	}
-	printPruneResult(g.stdout, plan, res, policy)
-	return damageErr
+	return nil
 }
 
 // pruneJSON is the JSON of `prune`: the retention plan, in the rows

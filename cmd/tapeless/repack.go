@@ -59,12 +59,12 @@ func runRepackEstimate(ctx context.Context, g *globalOptions, passphraseFile str
 		return err
 	}
 	defer ov.Close()
-	est, err := archive.EstimateRepack(ctx, ov.read, keys)
+	est, err := archive.EstimateRepack(ctx, ov.Read, keys)
 	if err != nil {
 		return err
 	}
 	if g.json {
-		return writeJSON(g.stdout, repackJSON{Vault: ov.v.Name(), RepackEstimate: est})
+		return writeJSON(g.stdout, repackJSON{Vault: ov.Vault.Name(), RepackEstimate: est})
 	}
 	if !g.quiet {
 		printRepackEstimate(g.stdout, est)

@@ -268,7 +268,7 @@ func runRestoreOther(ctx context.Context, g *globalOptions, o restoreOptions, po
 	if err != nil {
 		return err
 	}
-	regs, err := ov.v.Registrations(ctx)
+	regs, err := ov.Vault.Registrations(ctx)
 	if err != nil {
 		ov.Close()
 		return err
@@ -278,7 +278,7 @@ func runRestoreOther(ctx context.Context, g *globalOptions, o restoreOptions, po
 		ov.Close()
 		return usageError{err}
 	}
-	env, _, err := ov.v.LoadKeyEnvelope(ctx, reg.KeyFingerprint)
+	env, _, err := ov.Vault.LoadKeyEnvelope(ctx, reg.KeyFingerprint)
 	ov.Close()
 	if err != nil {
 		return fmt.Errorf("server %s's key envelope (key %s): %w", reg.Server, reg.KeyFingerprint, err)

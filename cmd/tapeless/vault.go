@@ -634,19 +634,7 @@ func vaultAccounts(c *config) (storage.Account, *storage.Options) {
 // openConfiguredVault opens the vault this server is registered to and
 // brings the config's copy of the vault's settings up to date.
 func openConfiguredVault(ctx context.Context, c *config) (*storage.Vault, error) {
-	if c.Vault == nil || c.Vault.Name == "" {
-		return nil, errors.New("this server is not registered to a vault: run 'tapeless register --credentials FILE' first")
-	}
-	a, so := vaultAccounts(c)
-	v, err := storage.OpenVault(ctx, a, c.Vault.Name, so)
-	if err != nil {
-		return nil, err
-	}
-	// Best effort: the vault object is authoritative and was just read,
-	// so a config that cannot be rewritten now (read-only, or a racing
-	// 'configure') is only a stale copy, refreshed on the next open.
-	_, _ = syncVaultCache(c, v.Config)
-	return v, nil
+	return siteOf(nil, c).OpenVaultAdmin(ctx)
 }
 
 // cachedSecondaryURL is the second copy the config names: none for LRS,

@@ -10,24 +10,25 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 )
 
 // vaultCopies returns the copies of the configured vault that --copy
 // selects, each read on its own (no fallback between them), throttled as
 // configured.
-func vaultCopies(ov *openedVault, which string) ([]archive.VaultCopy, error) {
+func vaultCopies(ov *scheduler.Vault, which string) ([]archive.VaultCopy, error) {
 	var out []archive.VaultCopy
 	if which == "primary" || which == "both" {
-		out = append(out, archive.VaultCopy{Name: "primary", B: ov.target.Primary})
+		out = append(out, archive.VaultCopy{Name: "primary", B: ov.Target.Primary})
 	}
 	if which == "secondary" || which == "both" {
-		if ov.target.Secondary == nil {
+		if ov.Target.Secondary == nil {
 			if which == "secondary" {
-				return nil, usageError{fmt.Errorf("vault %s is LRS: it has no secondary copy", ov.v.Name())}
+				return nil, usageError{fmt.Errorf("vault %s is LRS: it has no secondary copy", ov.Vault.Name())}
 			}
 		} else {
-			out = append(out, archive.VaultCopy{Name: "secondary", B: ov.target.Secondary})
+			out = append(out, archive.VaultCopy{Name: "secondary", B: ov.Target.Secondary})
 		}
 	}
 	if out == nil {
@@ -73,7 +74,7 @@ func runVerifyVault(ctx context.Context, g *globalOptions, o verifyOptions) erro
 		co.SubsetPct = o.subset
 		// A sampled scrub continues where the last one stopped, so that
 		// runs of --subset 10 cover the whole vault in ten runs.
-		if cursors, err = archive.LoadScrubCursors(cfg.Store, ov.v.Name()); err != nil {
+		if cursors, err = archive.LoadScrubCursors(cfg.Store, ov.Vault.Name()); err != nil {
 			return err
 		}
 		for _, c := range copies {
@@ -88,12 +89,12 @@ func runVerifyVault(ctx context.Context, g *globalOptions, o verifyOptions) erro
 		return err
 	}
 	if cursors != nil {
-		if err := archive.SaveScrubCursors(cfg.Store, ov.v.Name(), cursors); err != nil {
+		if err := archive.SaveScrubCursors(cfg.Store, ov.Vault.Name(), cursors); err != nil {
 			return err
 		}
 	}
 	if g.json {
-		if err := writeJSON(g.stdout, vaultVerifyJSON{OK: len(check.Problems) == 0, Vault: ov.v.Name(), VaultCheck: check}); err != nil {
+		if err := writeJSON(g.stdout, vaultVerifyJSON{OK: len(check.Problems) == 0, Vault: ov.Vault.Name(), VaultCheck: check}); err != nil {
 			return err
 		}
 	} else if !g.quiet {
@@ -119,7 +120,7 @@ func runVerifyVault(ctx context.Context, g *globalOptions, o verifyOptions) erro
 				state = fmt.Sprintf("%d PROBLEMS", n)
 			}
 			fmt.Fprintf(g.stdout, "Vault %s, %s copy (%s): %s: %d points, %d packs, %d index objects; %s.\n",
-				ov.v.Name(), c.Copy, c.Location, state, c.Stats.Points, c.Stats.Packs, c.Stats.Indexes, what)
+				ov.Vault.Name(), c.Copy, c.Location, state, c.Stats.Points, c.Stats.Packs, c.Stats.Indexes, what)
 		}
 	}
 	if n := len(check.Problems); n > 0 {
@@ -192,7 +193,7 @@ func runVaultRepair(ctx context.Context, g *globalOptions) error {
 		return err
 	}
 	if len(copies) < 2 {
-		return fmt.Errorf("vault %s is LRS: with one copy there is nothing to repair from (verify it with 'tapeless verify --vault --read-data')", ov.v.Name())
+		return fmt.Errorf("vault %s is LRS: with one copy there is nothing to repair from (verify it with 'tapeless verify --vault --read-data')", ov.Vault.Name())
 	}
 	check, err := archive.CheckVault(ctx, copies, nil, archive.CheckOptions{ReadData: true})
 	if err != nil {
@@ -203,7 +204,7 @@ func runVaultRepair(ctx context.Context, g *globalOptions) error {
 		return err
 	}
 	if g.json {
-		if err := writeJSON(g.stdout, vaultRepairJSON{Vault: ov.v.Name(), Check: check, RepairResult: res}); err != nil {
+		if err := writeJSON(g.stdout, vaultRepairJSON{Vault: ov.Vault.Name(), Check: check, RepairResult: res}); err != nil {
 			return err
 		}
 	} else if !g.quiet {
@@ -215,7 +216,7 @@ func runVaultRepair(ctx context.Context, g *globalOptions) error {
 			fmt.Fprintf(g.stdout, "  %s on the %s copy from the %s copy: %s (%s)\n", verb, r.To, r.From, r.Object, storage.FormatBytes(r.Bytes))
 		}
 		fmt.Fprintf(g.stdout, "Vault %s: %d problems found, %d objects repaired, %d lost on both copies, %d could not be written.\n",
-			ov.v.Name(), len(check.Problems), len(res.Repaired), len(res.Lost), len(res.Failed))
+			ov.Vault.Name(), len(check.Problems), len(res.Repaired), len(res.Lost), len(res.Failed))
 	}
 	var bad []string
 	for _, p := range res.Lost {

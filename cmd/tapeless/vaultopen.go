@@ -4,125 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
-	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 )
 
-// openedVault is the configured vault ready for offload, prune and
-// restore: the copies throttled as configured, and a read path that falls
-// back to the secondary copy and says so.
-type openedVault struct {
-	v      *storage.Vault
-	target archive.VaultTarget
-	// read is the GRS read path (primary, falling back to the secondary
-	// when it fails or returns bytes that do not match their name), or
-	// the primary for LRS.
-	read storage.Backend
-	// upload is target without per-copy throttling, and throttle the
-	// schedule offload applies once to all its uploads together.
-	upload   archive.VaultTarget
-	throttle *storage.ThrottleSchedule
-
-	g         *globalOptions // where fallback notes go
-	mu        sync.Mutex
-	fallbacks int // reads served by (or tried on) the secondary copy
-}
-
-// Close closes the vault and, when more reads than the first fell back to
-// the secondary copy, says how many.
-func (o *openedVault) Close() error {
-	o.mu.Lock()
-	if n := o.fallbacks - 1; n > 0 && o.g != nil && !o.g.quiet {
-		fmt.Fprintf(o.g.stderr, "note: %d more reads fell back to the secondary copy of vault %s\n", n, o.v.Name())
-	}
-	o.fallbacks = 0
-	o.mu.Unlock()
-	return o.v.Close()
-}
-
-// openVault opens the vault of cfg. Fallback reads are reported on
-// g.stderr (unless --quiet).
-func openVault(ctx context.Context, g *globalOptions, cfg *config) (*openedVault, error) {
-	v, err := openConfiguredVault(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	o := &openedVault{v: v, g: g}
-	wrap := func(b storage.Backend) storage.Backend { return b }
-	if cfg.Throttle != "" {
-		sched, err := storage.ParseThrottle(cfg.Throttle)
-		if err != nil {
-			v.Close()
-			return nil, fmt.Errorf("throttle in %s: %w", g.configFile, err)
-		}
-		// Reads (restore) go to one copy at a time, each paced here;
-		// offload paces all its uploads with one limit (see upload).
-		wrap = func(b storage.Backend) storage.Backend { return storage.Throttled(b, sched, nil) }
-		o.throttle = &sched
-	}
-	o.target = archive.VaultTarget{Name: v.Name(), Primary: wrap(v.Primary()), Raw: v.Copies()}
-	o.upload = archive.VaultTarget{Name: v.Name(), Primary: v.Primary(), Secondary: v.Secondary(), Raw: v.Copies()}
-	o.read = o.target.Primary
-	if s := v.Secondary(); s != nil {
-		o.target.Secondary = wrap(s)
-		o.read = storage.Replicated(o.target.Primary, o.target.Secondary,
-			storage.WithFallbackReport(func(f storage.Fallback) {
-				// One note per run: a restore that falls back does so for
-				// every object, and the first says why.
-				o.mu.Lock()
-				defer o.mu.Unlock()
-				if o.fallbacks++; o.fallbacks == 1 && !g.quiet {
-					fmt.Fprintf(g.stderr, "note: %s\n", f)
-				}
-			}),
-			storage.WithContentHash(objectHashFromName))
-	}
-	return o, nil
+// openVault opens the vault of cfg (scheduler.Site.OpenVault). Fallback
+// reads are noted on g.stderr (unless --quiet).
+func openVault(ctx context.Context, g *globalOptions, cfg *config) (*scheduler.Vault, error) {
+	return siteOf(g, cfg).OpenVault(ctx)
 }
 
 // openVaultForRead is openVault for commands that only read (restore,
-// points): when the primary copy cannot even be opened (its config is
-// read from there) and the vault has a secondary copy, it reads from the
-// secondary copy alone and says so.
-func openVaultForRead(ctx context.Context, g *globalOptions, cfg *config) (*openedVault, error) {
-	o, err := openVault(ctx, g, cfg)
-	if err == nil || cfg.Vault == nil || cfg.Vault.SecondaryURL == "" {
-		return o, err
-	}
-	a, so := vaultAccounts(cfg)
-	sa := storage.Account{URL: cfg.Vault.SecondaryURL, Options: a.Options}
-	if so != nil {
-		sa.Options = *so
-	}
-	v, serr := storage.OpenVault(ctx, sa, cfg.Vault.Name, so)
-	if serr != nil {
-		return nil, fmt.Errorf("%w; the secondary copy at %s failed too: %v", err, storage.Redact(cfg.Vault.SecondaryURL), serr)
-	}
-	if !g.quiet {
-		fmt.Fprintf(g.stderr, "note: the primary copy of vault %s failed (%v); reading from the secondary copy at %s\n",
-			cfg.Vault.Name, err, storage.Redact(cfg.Vault.SecondaryURL))
-	}
-	b := v.Primary() // the secondary account's copy
-	return &openedVault{v: v, target: archive.VaultTarget{Name: v.Name(), Primary: b, Raw: []storage.Backend{b}}, read: b}, nil
-}
-
-// objectHashFromName returns the SHA-256 an archive object's name says its
-// bytes have (packs/, index/ and points/ objects are named by it).
-func objectHashFromName(name string) ([32]byte, bool) {
-	if !strings.HasPrefix(name, archive.PacksPrefix) && !strings.HasPrefix(name, archive.IndexPrefix) &&
-		!strings.HasPrefix(name, archive.PointsPrefix) {
-		return [32]byte{}, false
-	}
-	id, err := archive.ParseID(path.Base(name))
-	if err != nil {
-		return [32]byte{}, false
-	}
-	return id, true
+// points): it reads from the secondary copy alone when the primary cannot
+// be opened (scheduler.Site.OpenVaultForRead).
+func openVaultForRead(ctx context.Context, g *globalOptions, cfg *config) (*scheduler.Vault, error) {
+	return siteOf(g, cfg).OpenVaultForRead(ctx)
 }
 
 // listVaultPoints lists the points archived in the configured vault; a
@@ -135,7 +34,7 @@ func listVaultPoints(ctx context.Context, c *config, known []archive.ID) ([]arch
 		return nil, err
 	}
 	defer o.Close()
-	return archive.ListPointsKnown(ctx, o.read, known)
+	return archive.ListPointsKnown(ctx, o.Read, known)
 }
 
 // listVaultPointsAndServers is listVaultPoints with the vault's
@@ -147,11 +46,11 @@ func listVaultPointsAndServers(ctx context.Context, c *config, known []archive.I
 		return nil, nil, err
 	}
 	defer o.Close()
-	regs, err := o.v.Registrations(ctx)
+	regs, err := o.Vault.Registrations(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	pts, err := archive.ListPointsKnown(ctx, o.read, known)
+	pts, err := archive.ListPointsKnown(ctx, o.Read, known)
 	return pts, regs, err
 }
 
@@ -180,7 +79,7 @@ func catalogArchived(ctx context.Context, dir, vault string) []archive.ID {
 type vaultSource struct {
 	point  archive.PointHeader
 	staged *archive.StagedVault
-	ov     *openedVault
+	ov     *scheduler.Vault
 }
 
 func (v *vaultSource) Close() error {
@@ -203,7 +102,7 @@ func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix
 	// Points the catalogue knows are found even when the vault's listing
 	// lacks them, and a full ID is looked up by name in any case: restore
 	// never depends on a listing that may come back short.
-	all, listErr := archive.ListPointsKnown(ctx, ov.read, catalogArchived(ctx, cfg.Store, cfg.Vault.Name))
+	all, listErr := archive.ListPointsKnown(ctx, ov.Read, catalogArchived(ctx, cfg.Store, cfg.Vault.Name))
 	pts := pointsOfKey(all, key)
 	p, err := resolvePoint(pts, prefix)
 	if errors.Is(err, errNoPoint) && key != "" {
@@ -211,11 +110,11 @@ func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix
 		if other, oerr := resolvePoint(all, prefix); oerr == nil && other.KeyFingerprint != key {
 			ov.Close()
 			return nil, fmt.Errorf("point %s belongs to server %s (key %s), not to this server: restore it with --server %s and that server's passphrase",
-				shortID(other.ID), serverOfKey(ctx, ov.v, other.KeyFingerprint), other.KeyFingerprint, serverOfKey(ctx, ov.v, other.KeyFingerprint))
+				shortID(other.ID), serverOfKey(ctx, ov.Vault, other.KeyFingerprint), other.KeyFingerprint, serverOfKey(ctx, ov.Vault, other.KeyFingerprint))
 		}
 	}
 	if id, perr := archive.ParseID(strings.ToLower(strings.TrimSpace(prefix))); errors.Is(err, errNoPoint) && perr == nil {
-		if h, lerr := archive.LoadPointHeader(ctx, ov.read, id); lerr == nil {
+		if h, lerr := archive.LoadPointHeader(ctx, ov.Read, id); lerr == nil {
 			p, err = h, nil
 		} else if !errors.Is(lerr, storage.ErrNotFound) {
 			listErr = errors.Join(listErr, lerr)
@@ -229,24 +128,16 @@ func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix
 		if listErr != nil {
 			return nil, fmt.Errorf("%w (and some vault points could not be read: %v)", err, listErr)
 		}
-		return nil, fmt.Errorf("%w (looked in the store and in vault %s)", err, ov.v.Name())
+		return nil, fmt.Errorf("%w (looked in the store and in vault %s)", err, ov.Vault.Name())
 	}
-	staging := cfg.Staging
-	if staging == "" {
-		staging = filepath.Join(filepath.Dir(cfg.Store), "staging")
-	}
-	if err := storage.CheckScratch(staging, p.Bytes); err != nil {
-		ov.Close()
-		return nil, err
-	}
-	sv, err := archive.NewStagedVault(ctx, ov.read, staging)
+	sv, err := scheduler.StageVault(ctx, siteOf(g, cfg), ov, p.Bytes)
 	if err != nil {
 		ov.Close()
 		return nil, err
 	}
 	if !g.quiet && !g.json {
 		fmt.Fprintf(g.stderr, "Point %s is not in the local store: restoring it from vault %s (downloads staged in %s).\n",
-			shortID(p.ID), ov.v.Name(), sv.Dir())
+			shortID(p.ID), ov.Vault.Name(), sv.Dir())
 	}
 	return &vaultSource{point: p, staged: sv, ov: ov}, nil
 }

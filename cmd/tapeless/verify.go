@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -100,38 +101,18 @@ func runVerify(ctx context.Context, g *globalOptions, o verifyOptions) error {
 			return err
 		}
 	}
-	var problems []string
-	report := func(p archive.VerifyProblem) {
-		problems = append(problems, p.Error())
-		if !g.json {
-			fmt.Fprintf(g.stderr, "problem: %v\n", p)
-		}
-	}
-	// The key files first: a damaged public-keys file makes every later
-	// point unreadable, which checking the objects alone cannot show.
-	for _, p := range v.CheckKeys(keys) {
-		report(archive.VerifyProblem{Object: p.Object, Err: fmt.Errorf("%w; %s", p.Err, repairKeysHint)})
-	}
-	stats, err := archive.Verify(ctx, v.Objects, keys, o.readData, o.subset, report)
+	rep, err := scheduler.VerifyStore(ctx, v, scheduler.VerifyRequest{
+		Keys: keys, ReadData: o.readData, Subset: o.subset,
+		Problem: func(p archive.VerifyProblem) {
+			if !g.json {
+				fmt.Fprintf(g.stderr, "problem: %v\n", p)
+			}
+		},
+	})
 	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return err
 	}
-	var trees *archive.TreeStats
-	if keys != nil {
-		// With the key, also read every point's manifest as a restore
-		// would and resolve every chunk it needs.
-		points, listErr := archive.ListPoints(ctx, v.Objects)
-		if listErr != nil && points == nil {
-			return fmt.Errorf("verify: %w", listErr)
-		}
-		r := archive.NewReader(v.Objects, keys)
-		ts, err := archive.VerifyTrees(ctx, r, points, report)
-		r.Close()
-		if err != nil {
-			return fmt.Errorf("verify: %w", err)
-		}
-		trees = &ts
-	}
+	stats, trees, problems := rep.Stats, rep.Trees, rep.Problems
 	if g.json {
 		out := struct {
 			OK       bool                `json:"ok"`
@@ -139,9 +120,6 @@ func runVerify(ctx context.Context, g *globalOptions, o verifyOptions) error {
 			Trees    *archive.TreeStats  `json:"trees,omitempty"`
 			Problems []string            `json:"problems"`
 		}{OK: len(problems) == 0, Stats: stats, Trees: trees, Problems: problems}
-		if out.Problems == nil {
-			out.Problems = []string{}
-		}
 		if err := writeJSON(g.stdout, out); err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package main
+package scheduler
 
 import (
 	"context"
@@ -54,23 +54,23 @@ func selectByPolicy(policy retention.Policy, now time.Time, loc *time.Location, 
 	}
 }
 
-// offloadPlan is an offload plan with the retention decisions behind it.
-type offloadPlan struct {
+// OffloadPlan is an offload plan with the retention decisions behind it.
+type OffloadPlan struct {
 	retention.Plan
 	Stored  map[archive.ID]int64 // stored size of each local point
 	Upload  int64                // at most this is sent
 	Objects int
-	archive *archive.OffloadPlan
+	Archive *archive.OffloadPlan
 }
 
-// planOffload applies the short-term policy to the store's points.
-func planOffload(ctx context.Context, s *archive.Store, policy retention.Policy, now time.Time, loc *time.Location) (*offloadPlan, error) {
+// PlanOffload applies the short-term policy to the store's points.
+func PlanOffload(ctx context.Context, s *archive.Store, policy retention.Policy, now time.Time, loc *time.Location) (*OffloadPlan, error) {
 	var rp retention.Plan
 	ap, err := archive.PlanOffload(ctx, s, selectByPolicy(policy, now, loc, retention.Offload, &rp))
 	if err != nil {
 		return nil, err
 	}
-	p := &offloadPlan{Plan: rp, Stored: map[archive.ID]int64{}, Upload: ap.Upload, Objects: ap.Objects, archive: ap}
+	p := &OffloadPlan{Plan: rp, Stored: map[archive.ID]int64{}, Upload: ap.Upload, Objects: ap.Objects, Archive: ap}
 	for _, pt := range ap.Points {
 		if pt.Local {
 			p.Stored[pt.ID] = pt.Stored

@@ -1,0 +1,158 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/storage"
+)
+
+// Vault is the site's vault opened for the jobs: the copies throttled as
+// configured, and a read path that falls back to the secondary copy and
+// says so.
+type Vault struct {
+	*storage.Vault
+	// Target is the vault as offload and prune write to it.
+	Target archive.VaultTarget
+	// Read is the GRS read path (primary, falling back to the secondary
+	// when it fails or returns bytes that do not match their name), or
+	// the primary for LRS.
+	Read storage.Backend
+	// upload is Target without per-copy throttling, and throttle the
+	// schedule offload applies once to all its uploads together.
+	upload   archive.VaultTarget
+	throttle *storage.ThrottleSchedule
+
+	note      func(string)
+	mu        sync.Mutex
+	fallbacks int // reads served by (or tried on) the secondary copy
+}
+
+// Close closes the vault and, when more reads than the first fell back to
+// the secondary copy, says how many.
+func (o *Vault) Close() error {
+	o.mu.Lock()
+	if n := o.fallbacks - 1; n > 0 && o.note != nil {
+		o.note(fmt.Sprintf("%d more reads fell back to the secondary copy of vault %s", n, o.Name()))
+	}
+	o.fallbacks = 0
+	o.mu.Unlock()
+	return o.Vault.Close()
+}
+
+// openStorageVault opens the site's vault and reports its settings to
+// VaultOpened.
+func (s *Site) openStorageVault(ctx context.Context) (*storage.Vault, error) {
+	if !s.registered() {
+		return nil, ErrNotRegistered
+	}
+	v, err := storage.OpenVault(ctx, s.Vault.Primary, s.Vault.Name, s.Vault.Secondary)
+	if err != nil {
+		return nil, err
+	}
+	if s.VaultOpened != nil {
+		s.VaultOpened(v.Config)
+	}
+	return v, nil
+}
+
+// OpenVaultAdmin opens the site's vault for its own records (key
+// envelopes, registrations), without the read and write paths.
+func (s *Site) OpenVaultAdmin(ctx context.Context) (*storage.Vault, error) {
+	return s.openStorageVault(ctx)
+}
+
+// OpenVault opens the site's vault. Fallback reads are reported to Note.
+func (s *Site) OpenVault(ctx context.Context) (*Vault, error) {
+	v, err := s.openStorageVault(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o := &Vault{Vault: v, note: s.Note}
+	wrap := func(b storage.Backend) storage.Backend { return b }
+	if s.Throttle != "" {
+		sched, err := storage.ParseThrottle(s.Throttle)
+		if err != nil {
+			v.Close()
+			return nil, fmt.Errorf("throttle: %w", err)
+		}
+		// Reads (restore) go to one copy at a time, each paced here;
+		// offload paces all its uploads with one limit (see upload).
+		wrap = func(b storage.Backend) storage.Backend { return storage.Throttled(b, sched, nil) }
+		o.throttle = &sched
+	}
+	o.Target = archive.VaultTarget{Name: v.Name(), Primary: wrap(v.Primary()), Raw: v.Copies()}
+	o.upload = archive.VaultTarget{Name: v.Name(), Primary: v.Primary(), Secondary: v.Secondary(), Raw: v.Copies()}
+	o.Read = o.Target.Primary
+	if sec := v.Secondary(); sec != nil {
+		o.Target.Secondary = wrap(sec)
+		o.Read = storage.Replicated(o.Target.Primary, o.Target.Secondary,
+			storage.WithFallbackReport(func(f storage.Fallback) {
+				// One note per run: a restore that falls back does so for
+				// every object, and the first says why.
+				o.mu.Lock()
+				defer o.mu.Unlock()
+				if o.fallbacks++; o.fallbacks == 1 && o.note != nil {
+					o.note(f.String())
+				}
+			}),
+			storage.WithContentHash(ObjectHashFromName))
+	}
+	return o, nil
+}
+
+// OpenVaultForRead is OpenVault for jobs that only read (restore, points):
+// when the primary copy cannot even be opened (its config is read from
+// there) and the vault has a secondary copy, it reads from the secondary
+// copy alone and says so.
+func (s *Site) OpenVaultForRead(ctx context.Context) (*Vault, error) {
+	o, err := s.OpenVault(ctx)
+	if err == nil || !s.registered() || s.Vault.SecondaryURL == "" {
+		return o, err
+	}
+	sa := storage.Account{URL: s.Vault.SecondaryURL, Options: s.Vault.Primary.Options}
+	if so := s.Vault.Secondary; so != nil {
+		sa.Options = *so
+	}
+	v, serr := storage.OpenVault(ctx, sa, s.Vault.Name, s.Vault.Secondary)
+	if serr != nil {
+		return nil, fmt.Errorf("%w; the secondary copy at %s failed too: %v", err, storage.Redact(s.Vault.SecondaryURL), serr)
+	}
+	s.note(fmt.Sprintf("the primary copy of vault %s failed (%v); reading from the secondary copy at %s",
+		s.Vault.Name, err, storage.Redact(s.Vault.SecondaryURL)))
+	b := v.Primary() // the secondary account's copy
+	return &Vault{Vault: v, Target: archive.VaultTarget{Name: v.Name(), Primary: b, Raw: []storage.Backend{b}}, Read: b}, nil
+}
+
+// ObjectHashFromName returns the SHA-256 an archive object's name says its
+// bytes have (packs/, index/ and points/ objects are named by it).
+func ObjectHashFromName(name string) ([32]byte, bool) {
+	if !strings.HasPrefix(name, archive.PacksPrefix) && !strings.HasPrefix(name, archive.IndexPrefix) &&
+		!strings.HasPrefix(name, archive.PointsPrefix) {
+		return [32]byte{}, false
+	}
+	id, err := archive.ParseID(path.Base(name))
+	if err != nil {
+		return [32]byte{}, false
+	}
+	return id, true
+}
+
+// StageVault prepares to read a point of size bytes from the vault through
+// the site's staging folder (next to the store when none is set), after
+// the scratch rule: the folder must have 5 % of it free.
+func StageVault(ctx context.Context, site *Site, v *Vault, bytes int64) (*archive.StagedVault, error) {
+	staging := site.Staging
+	if staging == "" {
+		staging = filepath.Join(filepath.Dir(site.Store), "staging")
+	}
+	if err := storage.CheckScratch(staging, bytes); err != nil {
+		return nil, err
+	}
+	return archive.NewStagedVault(ctx, v.Read, staging)
+}
