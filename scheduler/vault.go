@@ -27,6 +27,8 @@ type Vault struct {
 	// schedule offload applies once to all its uploads together.
 	upload   archive.VaultTarget
 	throttle *storage.ThrottleSchedule
+	// paced wraps a copy's backend in the configured throttle.
+	paced func(storage.Backend) storage.Backend
 
 	note      func(string)
 	mu        sync.Mutex
@@ -73,8 +75,7 @@ func (s *Site) OpenVault(ctx context.Context) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Vault{Vault: v, note: s.Note}
-	wrap := func(b storage.Backend) storage.Backend { return b }
+	o := &Vault{Vault: v, note: s.Note, paced: func(b storage.Backend) storage.Backend { return b }}
 	if s.Throttle != "" {
 		sched, err := storage.ParseThrottle(s.Throttle)
 		if err != nil {
@@ -83,14 +84,14 @@ func (s *Site) OpenVault(ctx context.Context) (*Vault, error) {
 		}
 		// Reads (restore) go to one copy at a time, each paced here;
 		// offload paces all its uploads with one limit (see upload).
-		wrap = func(b storage.Backend) storage.Backend { return storage.Throttled(b, sched, nil) }
+		o.paced = func(b storage.Backend) storage.Backend { return storage.Throttled(b, sched, nil) }
 		o.throttle = &sched
 	}
-	o.Target = archive.VaultTarget{Name: v.Name(), Primary: wrap(v.Primary()), Raw: v.Copies()}
+	o.Target = archive.VaultTarget{Name: v.Name(), Primary: o.paced(v.Primary()), Raw: v.Copies()}
 	o.upload = archive.VaultTarget{Name: v.Name(), Primary: v.Primary(), Secondary: v.Secondary(), Raw: v.Copies()}
 	o.Read = o.Target.Primary
 	if sec := v.Secondary(); sec != nil {
-		o.Target.Secondary = wrap(sec)
+		o.Target.Secondary = o.paced(sec)
 		o.Read = storage.Replicated(o.Target.Primary, o.Target.Secondary,
 			storage.WithFallbackReport(func(f storage.Fallback) {
 				// One note per run: a restore that falls back does so for
@@ -126,7 +127,8 @@ func (s *Site) OpenVaultForRead(ctx context.Context) (*Vault, error) {
 	s.note(fmt.Sprintf("the primary copy of vault %s failed (%v); reading from the secondary copy at %s",
 		s.Vault.Name, err, storage.Redact(s.Vault.SecondaryURL)))
 	b := v.Primary() // the secondary account's copy
-	return &Vault{Vault: v, Target: archive.VaultTarget{Name: v.Name(), Primary: b, Raw: []storage.Backend{b}}, Read: b}, nil
+	return &Vault{Vault: v, Target: archive.VaultTarget{Name: v.Name(), Primary: b, Raw: []storage.Backend{b}}, Read: b,
+		paced: func(b storage.Backend) storage.Backend { return b }}, nil
 }
 
 // ObjectHashFromName returns the SHA-256 an archive object's name says its

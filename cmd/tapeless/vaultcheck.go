@@ -14,29 +14,6 @@ import (
 	"github.com/tapeless/tapeless/storage"
 )
 
-// vaultCopies returns the copies of the configured vault that --copy
-// selects, each read on its own (no fallback between them), throttled as
-// configured.
-func vaultCopies(ov *scheduler.Vault, which string) ([]archive.VaultCopy, error) {
-	var out []archive.VaultCopy
-	if which == "primary" || which == "both" {
-		out = append(out, archive.VaultCopy{Name: "primary", B: ov.Target.Primary})
-	}
-	if which == "secondary" || which == "both" {
-		if ov.Target.Secondary == nil {
-			if which == "secondary" {
-				return nil, usageError{fmt.Errorf("vault %s is LRS: it has no secondary copy", ov.Vault.Name())}
-			}
-		} else {
-			out = append(out, archive.VaultCopy{Name: "secondary", B: ov.Target.Secondary})
-		}
-	}
-	if out == nil {
-		return nil, usageError{fmt.Errorf("--copy %q: want primary, secondary or both", which)}
-	}
-	return out, nil
-}
-
 // vaultVerifyJSON is verify --vault's --json output.
 type vaultVerifyJSON struct {
 	OK    bool   `json:"ok"`
@@ -59,42 +36,21 @@ func runVerifyVault(ctx context.Context, g *globalOptions, o verifyOptions) erro
 			return err
 		}
 	}
-	ov, err := openVault(ctx, g, cfg)
+	if o.copy != "primary" && o.copy != "secondary" && o.copy != "both" {
+		return usageError{fmt.Errorf("--copy %q: want primary, secondary or both", o.copy)}
+	}
+	rep, err := scheduler.VerifyVault(ctx, siteOf(g, cfg), scheduler.VaultVerifyRequest{
+		Copy: o.copy, Keys: keys, ReadData: o.readData, Subset: o.subset,
+	})
+	if errors.Is(err, scheduler.ErrNoSecondary) {
+		return usageError{err}
+	}
 	if err != nil {
 		return err
 	}
-	defer ov.Close()
-	copies, err := vaultCopies(ov, o.copy)
-	if err != nil {
-		return err
-	}
-	co := archive.CheckOptions{ReadData: o.readData}
-	var cursors map[string]*archive.ScrubCursor
-	if o.readData && o.subset < 100 {
-		co.SubsetPct = o.subset
-		// A sampled scrub continues where the last one stopped, so that
-		// runs of --subset 10 cover the whole vault in ten runs.
-		if cursors, err = archive.LoadScrubCursors(cfg.Store, ov.Vault.Name()); err != nil {
-			return err
-		}
-		for _, c := range copies {
-			if cursors[c.Name] == nil {
-				cursors[c.Name] = &archive.ScrubCursor{}
-			}
-		}
-		co.Cursors = cursors
-	}
-	check, err := archive.CheckVault(ctx, copies, keys, co)
-	if err != nil {
-		return err
-	}
-	if cursors != nil {
-		if err := archive.SaveScrubCursors(cfg.Store, ov.Vault.Name(), cursors); err != nil {
-			return err
-		}
-	}
+	name, check := rep.Vault, rep.Check
 	if g.json {
-		if err := writeJSON(g.stdout, vaultVerifyJSON{OK: len(check.Problems) == 0, Vault: ov.Vault.Name(), VaultCheck: check}); err != nil {
+		if err := writeJSON(g.stdout, vaultVerifyJSON{OK: len(check.Problems) == 0, Vault: name, VaultCheck: check}); err != nil {
 			return err
 		}
 	} else if !g.quiet {
@@ -120,7 +76,7 @@ func runVerifyVault(ctx context.Context, g *globalOptions, o verifyOptions) erro
 				state = fmt.Sprintf("%d PROBLEMS", n)
 			}
 			fmt.Fprintf(g.stdout, "Vault %s, %s copy (%s): %s: %d points, %d packs, %d index objects; %s.\n",
-				ov.Vault.Name(), c.Copy, c.Location, state, c.Stats.Points, c.Stats.Packs, c.Stats.Indexes, what)
+				name, c.Copy, c.Location, state, c.Stats.Points, c.Stats.Packs, c.Stats.Indexes, what)
 		}
 	}
 	if n := len(check.Problems); n > 0 {
@@ -183,28 +139,13 @@ func runVaultRepair(ctx context.Context, g *globalOptions) error {
 	if cfg.Vault == nil || cfg.Vault.Name == "" {
 		return errors.New("no vault is configured: register first")
 	}
-	ov, err := openVault(ctx, g, cfg)
+	rep, err := scheduler.RepairVault(ctx, siteOf(g, cfg))
 	if err != nil {
 		return err
 	}
-	defer ov.Close()
-	copies, err := vaultCopies(ov, "both")
-	if err != nil {
-		return err
-	}
-	if len(copies) < 2 {
-		return fmt.Errorf("vault %s is LRS: with one copy there is nothing to repair from (verify it with 'tapeless verify --vault --read-data')", ov.Vault.Name())
-	}
-	check, err := archive.CheckVault(ctx, copies, nil, archive.CheckOptions{ReadData: true})
-	if err != nil {
-		return err
-	}
-	res, err := archive.RepairVault(ctx, copies, check)
-	if err != nil {
-		return err
-	}
+	name, check, res := rep.Vault, rep.Check, rep.Repair
 	if g.json {
-		if err := writeJSON(g.stdout, vaultRepairJSON{Vault: ov.Vault.Name(), Check: check, RepairResult: res}); err != nil {
+		if err := writeJSON(g.stdout, vaultRepairJSON{Vault: name, Check: check, RepairResult: res}); err != nil {
 			return err
 		}
 	} else if !g.quiet {
@@ -216,7 +157,7 @@ func runVaultRepair(ctx context.Context, g *globalOptions) error {
 			fmt.Fprintf(g.stdout, "  %s on the %s copy from the %s copy: %s (%s)\n", verb, r.To, r.From, r.Object, storage.FormatBytes(r.Bytes))
 		}
 		fmt.Fprintf(g.stdout, "Vault %s: %d problems found, %d objects repaired, %d lost on both copies, %d could not be written.\n",
-			ov.Vault.Name(), len(check.Problems), len(res.Repaired), len(res.Lost), len(res.Failed))
+			name, len(check.Problems), len(res.Repaired), len(res.Lost), len(res.Failed))
 	}
 	var bad []string
 	for _, p := range res.Lost {
