@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/storagetest"
 )
 
 // serverClock is a real file backend whose "server" reads a clock set by
@@ -75,7 +76,7 @@ func TestCheckClockSkewReachesEveryServer(t *testing.T) {
 	}
 	vault := storage.Prefixed(storage.Replicated(
 		storage.Throttled(good, sched, nil),
-		storage.Throttled(storage.NewFault(bad), sched, nil),
+		storage.Throttled(storagetest.NewFault(bad), sched, nil),
 	), "vaults/v1")
 	err = storage.CheckClockSkew(ctx, vault, now, storage.MaxClockSkew)
 	var ce *storage.ClockSkewError
