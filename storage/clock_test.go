@@ -109,20 +109,3 @@ func TestCheckClockSkewMinIO(t *testing.T) {
 		t.Errorf("CheckClockSkew with a slow local clock = %v, want about 10m at the primary", err)
 	}
 }
-
-func TestFormatDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		0:                                      "0s",
-		45 * time.Second:                       "45s",
-		5 * time.Minute:                        "5m",
-		7*time.Minute + 12*time.Second:         "7m12s",
-		time.Hour:                              "1h",
-		2*time.Hour + 30*time.Minute:           "2h30m",
-		time.Hour + 2*time.Second:              "1h0m2s",
-		7*time.Minute + 12400*time.Millisecond: "7m12s",
-	} {
-		if got := storage.FormatDuration(d); got != want {
-			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
-		}
-	}
-}

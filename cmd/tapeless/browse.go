@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/internal/humanize"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -195,7 +196,7 @@ func (t *pointTree) fetched() int64 {
 
 func (t *pointTree) noteFetched() {
 	if n := t.fetched(); n > 0 && !t.g.quiet && !t.g.json {
-		fmt.Fprintf(t.g.stderr, "Read %s of tree data from vault %s (no pack data).\n", storage.FormatBytes(n), t.cfg.Vault.Name)
+		fmt.Fprintf(t.g.stderr, "Read %s of tree data from vault %s (no pack data).\n", humanize.Bytes(n), t.cfg.Vault.Name)
 	}
 }
 

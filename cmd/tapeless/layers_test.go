@@ -17,10 +17,11 @@ const modulePath = "github.com/tapeless/tapeless"
 // ours. Each folder lists the folders of ours it may import (itself and
 // its subfolders always).
 var layerRules = map[string][]string{
-	"storage":   {},
-	"retention": {},
-	"archive":   {"storage"},
-	"scheduler": {"archive", "retention", "storage"},
+	"storage":           {},
+	"retention":         {},
+	"archive":           {"storage"},
+	"scheduler":         {"archive", "retention", "storage", "internal/humanize"},
+	"internal/humanize": {}, // output formatting: a leaf any layer that prints may use
 }
 
 // TestLayers fails when a package file (tests included) imports a folder

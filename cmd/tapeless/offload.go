@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/internal/humanize"
 	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
 )
@@ -135,7 +136,7 @@ func formatOffloadPlan(w io.Writer, p *offloadPlan, loc *time.Location) error {
 	for _, r := range planRows(p) {
 		size := "-"
 		if r.Stored > 0 {
-			size = storage.FormatBytes(r.Stored)
+			size = humanize.Bytes(r.Stored)
 		}
 		id := r.ID
 		if len(id) > 12 {
@@ -154,7 +155,7 @@ func formatOffloadPlan(w io.Writer, p *offloadPlan, loc *time.Location) error {
 	fmt.Fprintf(w, "%d points: %s\n", len(p.Decisions), strings.Join(counts, ", "))
 	n := len(p.ByAction(retention.Offload))
 	_, err := fmt.Fprintf(w, "Offload would move %d points: at most %s in %d objects (objects the vault already holds are skipped).\n",
-		n, storage.FormatBytes(p.Upload), p.Objects)
+		n, humanize.Bytes(p.Upload), p.Objects)
 	return err
 }
 
@@ -262,7 +263,7 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 	}
 	if pr := res.PendingReplication; pr.Objects > 0 {
 		partial = append(partial, fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
-			pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), secondaryWhy(res)))
+			pr.Points, pr.Objects, humanize.Bytes(pr.Bytes), secondaryWhy(res)))
 	}
 	if len(partial) > 0 {
 		if damageErr != nil {
@@ -308,14 +309,14 @@ func printOffloadResult(w io.Writer, r *archive.OffloadResult) {
 		fmt.Fprintf(w, "  damaged, kept locally  %s: the store lacks %s\n", shortID(d.Point), strings.Join(d.Missing, ", "))
 	}
 	fmt.Fprintf(w, "  sent %s in %d object copies (%d copies already there and confirmed)\n",
-		storage.FormatBytes(r.BytesUploaded), r.ObjectsUploaded, r.ObjectsPresent)
+		humanize.Bytes(r.BytesUploaded), r.ObjectsUploaded, r.ObjectsPresent)
 	if r.PacksCollected > 0 {
-		fmt.Fprintf(w, "  freed %s locally (%d packs no local point needs)\n", storage.FormatBytes(r.BytesFreed), r.PacksCollected)
+		fmt.Fprintf(w, "  freed %s locally (%d packs no local point needs)\n", humanize.Bytes(r.BytesFreed), r.PacksCollected)
 	}
 	if r.UploadsAborted > 0 {
 		fmt.Fprintf(w, "  aborted %d incomplete uploads of an earlier run\n", r.UploadsAborted)
 	}
 	if d := r.Duration; d > 0 && r.BytesUploaded > 0 {
-		fmt.Fprintf(w, "  %s at %s/s\n", d.Round(time.Millisecond), storage.FormatBytes(int64(float64(r.BytesUploaded)/d.Seconds())))
+		fmt.Fprintf(w, "  %s at %s/s\n", d.Round(time.Millisecond), humanize.Bytes(int64(float64(r.BytesUploaded)/d.Seconds())))
 	}
 }

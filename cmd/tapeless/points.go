@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/internal/humanize"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -254,7 +255,7 @@ func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
 				continue
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", p.ID[:12], termSafe(p.Source), p.Time.Local().Format("2006-01-02 15:04:05"),
-				p.Tier, storage.FormatBytes(p.Bytes), p.Files)
+				p.Tier, humanize.Bytes(p.Bytes), p.Files)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
