@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"sort"
 	"strings"
@@ -197,22 +196,6 @@ func (t *pointTree) fetched() int64 {
 func (t *pointTree) noteFetched() {
 	if n := t.fetched(); n > 0 && !t.g.quiet && !t.g.json {
 		fmt.Fprintf(t.g.stderr, "Read %s of tree data from vault %s (no pack data).\n", humanize.Bytes(n), t.cfg.Vault.Name)
-	}
-}
-
-// eachNode calls fn for every node of mr.
-func eachNode(mr *archive.ManifestReader, fn func(*archive.Node) error) error {
-	for {
-		n, err := mr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(n); err != nil {
-			return err
-		}
 	}
 }
 
