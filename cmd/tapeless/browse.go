@@ -116,12 +116,7 @@ func (t *pointTree) all(ctx context.Context) ([]archive.PointHeader, map[archive
 		tier[p.ID] = "vault"
 		out = append(out, p)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Time.Equal(out[j].Time) {
-			return out[i].Time.Before(out[j].Time)
-		}
-		return out[i].ID.String() < out[j].ID.String()
-	})
+	sort.SliceStable(out, func(i, j int) bool { return archive.PointBefore(out[i], out[j]) })
 	return out, tier, nil
 }
 

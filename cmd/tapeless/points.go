@@ -322,7 +322,7 @@ func latestPoint(ps []archive.PointHeader, source string) (archive.PointHeader, 
 		if source != "" && p.Source != source {
 			continue
 		}
-		if !found || newerThan(p, best) {
+		if !found || archive.PointBefore(best, p) {
 			best, found = p, true
 		}
 	}
@@ -333,12 +333,6 @@ func latestPoint(ps []archive.PointHeader, source string) (archive.PointHeader, 
 		return best, fmt.Errorf("%w: there are none yet", errNoPoint)
 	}
 	return best, nil
-}
-
-// newerThan reports whether a comes after b: later time, then larger ID
-// (the order of every point listing).
-func newerThan(a, b archive.PointHeader) bool {
-	return a.Time.After(b.Time) || a.Time.Equal(b.Time) && a.ID.String() > b.ID.String()
 }
 
 // shownKeys returns the key fingerprints whose points `points` shows: this

@@ -148,7 +148,7 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 	if _, latest := latestSource(strings.TrimSpace(pointArg)); latest && err == nil && hasVault {
 		// The newest point may be in the vault only (a short local
 		// retention): compare with the vault's newest of this key.
-		if vp, verr := newestInVault(ctx, cfg, pointArg); verr == nil && newerThan(vp, p) {
+		if vp, verr := newestInVault(ctx, cfg, pointArg); verr == nil && archive.PointBefore(p, vp) {
 			err = errNoPoint
 		}
 	}
