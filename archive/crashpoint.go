@@ -3,10 +3,6 @@ package archive
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 )
 
@@ -16,43 +12,14 @@ import (
 // changes; unset, a crash point costs one atomic load.
 const CrashPointEnv = "TAPELESS_CRASHPOINT"
 
-var crash struct {
-	once  sync.Once
-	armed atomic.Bool
-	name  string
-	at    int64
-	hits  atomic.Int64
-}
-
-func armCrashPoint() {
-	v := os.Getenv(CrashPointEnv)
-	if v == "" {
-		return
-	}
-	name, n, _ := strings.Cut(v, ":")
-	at := int64(1)
-	if n != "" {
-		p, err := strconv.ParseInt(n, 10, 64)
-		if err != nil || p < 1 {
-			fmt.Fprintf(os.Stderr, "tapeless: ignoring %s=%q: want NAME:N with N >= 1\n", CrashPointEnv, v)
-			return
-		}
-		at = p
-	}
-	crash.name, crash.at = name, at
-	crash.armed.Store(true)
-}
+var crash = testPoint{env: CrashPointEnv, syntax: "NAME:N", nOptional: true}
 
 // crashPoint kills the process with SIGKILL when the armed crash point
 // (see CrashPointEnv) is name and this is its N-th hit. SIGKILL, not a
 // panic or exit: no deferred function, flush or cleanup runs, which is
 // what a power cut or the OOM killer does.
 func crashPoint(name string) {
-	crash.once.Do(armCrashPoint)
-	if !crash.armed.Load() || crash.name != name {
-		return
-	}
-	if crash.hits.Add(1) == crash.at {
+	if crash.hit(name) {
 		fmt.Fprintf(os.Stderr, "tapeless: crash point %s:%d reached, killing the process\n", name, crash.at)
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/storagetest"
 )
 
 // truncateObject cuts the last 10 bytes off an object on b (tests only:
@@ -88,7 +89,7 @@ func TestListPointsSkipsDamagedPoint(t *testing.T) {
 	}
 
 	// An outage while reading a point is an error, not damage.
-	f := storage.NewFault(s.Objects())
+	f := storagetest.NewFault(s.Objects())
 	f.FailNth(storage.OpLoad, 1, storage.ErrUnavailable)
 	_, err = ListPoints(ctx, f)
 	if err == nil || OnlyDamage(err) || !errors.Is(err, storage.ErrUnavailable) {

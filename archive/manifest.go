@@ -3,6 +3,7 @@ package archive
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -281,6 +282,27 @@ func (m *ManifestReader) readLine() ([]byte, error) {
 	}
 	m.line++
 	return b, nil
+}
+
+// Each calls fn for every remaining node in order and returns nil after the
+// last; it stops at the first error, fn's included, and checks ctx before
+// each node.
+func (m *ManifestReader) Each(ctx context.Context, fn func(*Node) error) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := m.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+	}
 }
 
 // Next returns the next node, or io.EOF after the last. Every node is

@@ -129,15 +129,15 @@ func backupSeries(t *testing.T, s *Store, n int, now time.Time) []backedUp {
 }
 
 // fileVault returns a GRS target over two file:// folders.
-func fileVault(t *testing.T) (VaultTarget, [2]*storage.Fault) {
+func fileVault(t *testing.T) (VaultTarget, [2]*storagetest.Fault) {
 	t.Helper()
-	var f [2]*storage.Fault
+	var f [2]*storagetest.Fault
 	for i := range f {
 		b, err := storage.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir()), storage.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		f[i] = storage.NewFault(b)
+		f[i] = storagetest.NewFault(b)
 	}
 	return VaultTarget{Name: "test", Primary: f[0], Secondary: f[1]}, f
 }
@@ -404,7 +404,7 @@ func TestOffloadSecondaryDownFile(t *testing.T) {
 
 func TestOffloadSecondaryDownMinIO(t *testing.T) {
 	v := minioVault(t)
-	f := storage.NewFault(v.Secondary)
+	f := storagetest.NewFault(v.Secondary)
 	v.Secondary = f
 	testSecondaryDown(t, v, func() { f.SetDown(true) }, func() { f.SetDown(false) })
 }

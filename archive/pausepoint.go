@@ -4,10 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -25,47 +21,21 @@ const (
 	pauseRestoreWrite = "restore-write"
 )
 
-var pause struct {
-	once  sync.Once
-	armed atomic.Bool
-	name  string
-	at    int64
-	dir   string
-	hits  atomic.Int64
-}
-
-func armPausePoint() {
-	v := os.Getenv(PausePointEnv)
-	if v == "" {
-		return
-	}
-	parts := strings.SplitN(v, ":", 3)
-	if len(parts) != 3 {
-		fmt.Fprintf(os.Stderr, "tapeless: ignoring %s=%q: want NAME:N:DIR\n", PausePointEnv, v)
-		return
-	}
-	at, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil || at < 1 {
-		fmt.Fprintf(os.Stderr, "tapeless: ignoring %s=%q: want NAME:N:DIR with N >= 1\n", PausePointEnv, v)
-		return
-	}
-	pause.name, pause.at, pause.dir = parts[0], at, parts[2]
-	pause.armed.Store(true)
-}
+var pause = testPoint{env: PausePointEnv, syntax: "NAME:N:DIR", withArg: true}
 
 // pausePoint waits as PausePointEnv says when it names name and this is
 // its N-th hit.
 func pausePoint(name string) {
-	pause.once.Do(armPausePoint)
-	if !pause.armed.Load() || pause.name != name || pause.hits.Add(1) != pause.at {
+	if !pause.hit(name) {
 		return
 	}
-	if err := os.WriteFile(filepath.Join(pause.dir, "reached"), nil, 0o600); err != nil {
+	dir := pause.arg
+	if err := os.WriteFile(filepath.Join(dir, "reached"), nil, 0o600); err != nil {
 		fmt.Fprintf(os.Stderr, "tapeless: pause point %s: %v\n", name, err)
 		return
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(pause.dir, "continue")); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, "continue")); err == nil {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

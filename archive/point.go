@@ -455,11 +455,16 @@ func readPointHeader(ctx context.Context, b storage.Backend, name string) (Point
 	return h, nil
 }
 
+// PointBefore reports whether a comes before b in the order of every point
+// listing: older first, points of the same time by ID.
+func PointBefore(a, b PointHeader) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.Before(b.Time)
+	}
+	return bytes.Compare(a.ID[:], b.ID[:]) < 0
+}
+
+// sortPoints puts ps in PointBefore's order.
 func sortPoints(ps []PointHeader) {
-	sort.Slice(ps, func(i, j int) bool {
-		if !ps[i].Time.Equal(ps[j].Time) {
-			return ps[i].Time.Before(ps[j].Time)
-		}
-		return bytes.Compare(ps[i].ID[:], ps[j].ID[:]) < 0
-	})
+	sort.Slice(ps, func(i, j int) bool { return PointBefore(ps[i], ps[j]) })
 }

@@ -555,6 +555,30 @@ type treeCheck struct {
 	stack []*openDir
 }
 
+// treeStep is where step placed a node: the directories its position
+// closed (innermost first), its parent (nil at the top) and, for a
+// directory, its own entry, now the innermost open one.
+type treeStep struct {
+	closed []*openDir
+	parent *openDir
+	dir    *openDir
+}
+
+// step checks n (enter) and, when n is a directory, opens it, so the
+// entries that follow may be inside it.
+func (c *treeCheck) step(n *Node) (treeStep, error) {
+	closed, parent, err := c.enter(n)
+	if err != nil {
+		return treeStep{}, err
+	}
+	at := treeStep{closed: closed, parent: parent}
+	if n.Type == TypeDir {
+		at.dir = &openDir{path: n.Path}
+		c.stack = append(c.stack, at.dir)
+	}
+	return at, nil
+}
+
 // compareComponents orders paths as the walk emits them.
 func compareComponents(a, b []string) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
@@ -631,29 +655,16 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 	}
 	found := false
 	var total int64
-	for {
-		if err := rs.ctx.Err(); err != nil {
-			return nil, err
-		}
-		n, err := mr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if _, _, err := tc.enter(n); err != nil {
-			return nil, err
-		}
-		if n.Type == TypeDir {
-			tc.stack = append(tc.stack, &openDir{path: n.Path})
+	err := mr.Each(rs.ctx, func(n *Node) error {
+		if _, err := tc.step(n); err != nil {
+			return err
 		}
 		sel := rs.selected(n.Path, n.Type)
 		if !sel && n.Type == TypeFile && n.Nlink > 1 {
 			rs.heads[n.Path] = n
 		}
 		if !sel {
-			continue
+			return nil
 		}
 		found = found || rs.inSub(n.Path)
 		rs.conflicts.check(n)
@@ -662,7 +673,7 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 				delete(rs.heads, n.LinkTo)
 				ok, err := need(head)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				if ok {
 					total += head.Size
@@ -673,17 +684,21 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 			} else if rs.skip[n.LinkTo] {
 				rs.notRestored(n.Path) // its group's content is unavailable
 			}
-			continue
+			return nil
 		}
 		ok, err := need(n)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if ok {
 			total += n.Size
 		} else {
 			rs.notRestored(n.Path)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !found {
 		return nil, fmt.Errorf("%w: %s", ErrPathNotInPoint, rs.sub)
@@ -707,57 +722,47 @@ func (rs *restoreRun) notRestored(p string) {
 // run is the second pass: it writes the selection into the target.
 func (rs *restoreRun) run(mr *ManifestReader) error {
 	var tc treeCheck
-	for {
-		if err := rs.ctx.Err(); err != nil {
-			return err
-		}
-		n, err := mr.Next()
-		if err == io.EOF {
-			break
-		}
+	err := mr.Each(rs.ctx, func(n *Node) error {
+		at, err := tc.step(n)
 		if err != nil {
 			return err
 		}
-		closed, parent, err := tc.enter(n)
-		if err != nil {
-			return err
-		}
-		if err := rs.closeDirs(closed); err != nil {
+		if err := rs.closeDirs(at.closed); err != nil {
 			return err
 		}
 		sel := rs.selected(n.Path, n.Type)
 		if !sel && n.Type == TypeFile && n.Nlink > 1 {
 			rs.heads[n.Path] = n // a link inside sub may need its content
 		}
-		if n.Type == TypeDir {
-			d := &openDir{path: n.Path}
-			if sel {
-				d.node = n
-			}
-			tc.stack = append(tc.stack, d)
+		if at.dir != nil && sel {
+			at.dir.node = n
 		}
 		if !sel {
-			continue
+			return nil
 		}
 		if n.Type == TypeSymlink {
 			// Created when its directory is closed: by then nothing else
 			// is written below that directory, so no later write can pass
 			// through a symlink the archive created.
-			if parent != nil {
-				parent.symlinks = append(parent.symlinks, n)
+			if at.parent != nil {
+				at.parent.symlinks = append(at.parent.symlinks, n)
 			} else {
 				rs.topLinks = append(rs.topLinks, n)
 			}
-			continue
+			return nil
 		}
 		if n.Type == TypeFile && rs.skip[n.Path] {
-			continue // a partial restore: its content is unavailable
+			return nil // a partial restore: its content is unavailable
 		}
 		pausePoint(pauseRestoreWrite)
 		if err := rs.entry(n); err != nil {
 			return err
 		}
 		rs.report(false)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := rs.drain(); err != nil {
 		return err

@@ -177,10 +177,10 @@ func InitStore(ctx context.Context, dir string, pub PublicKeys, envelope []byte)
 	if err := os.MkdirAll(filepath.Join(dir, storeObjectsDir), 0o700); err != nil {
 		return fmt.Errorf("init store %s: %w", dir, err)
 	}
-	if err := writeFileSync(filepath.Join(dir, storePubFile), pub.Marshal()); err != nil {
+	if err := storage.WriteNewFileAtomic(filepath.Join(dir, storePubFile), pub.Marshal(), 0o600); err != nil {
 		return fmt.Errorf("init store %s: %w", dir, err)
 	}
-	if err := writeFileSync(filepath.Join(dir, storeEnvelopeFile), envelope); err != nil {
+	if err := storage.WriteNewFileAtomic(filepath.Join(dir, storeEnvelopeFile), envelope, 0o600); err != nil {
 		return fmt.Errorf("init store %s: %w", dir, err)
 	}
 	db, err := openStateDB(dir)
@@ -194,35 +194,10 @@ func InitStore(ctx context.Context, dir string, pub PublicKeys, envelope []byte)
 	// during init leaves nothing that OpenStore would accept.
 	cfg, _ := json.MarshalIndent(storeConfig{Format: CurrentFormat, Created: time.Now().UTC(),
 		KeyFingerprint: pub.Fingerprint, KeysDigest: pub.Digest()}, "", "  ")
-	if err := writeFileSync(filepath.Join(dir, storeConfigFile), append(cfg, '\n')); err != nil {
+	if err := storage.WriteNewFileAtomic(filepath.Join(dir, storeConfigFile), append(cfg, '\n'), 0o600); err != nil {
 		return fmt.Errorf("init store %s: %w", dir, err)
 	}
 	return nil
-}
-
-// writeFileSync writes a new 0600 file and syncs it and its directory.
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func openStateDB(dir string) (*bbolt.DB, error) {

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/tapeless/tapeless/storage"
 )
 
 // ErrKeyMismatch means a store's public-keys file (or key envelope) is not
@@ -123,35 +125,13 @@ func RebuildPublicKeys(ctx context.Context, dir string, k *Keys) error {
 	defer lock.release()
 	// public-keys first: a crash before the config is rewritten leaves the
 	// right keys and, at worst, the old digest of those same keys.
-	if err := replaceFileSync(filepath.Join(dir, storePubFile), k.PublicKeys.Marshal()); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(dir, storePubFile), k.PublicKeys.Marshal(), 0o600); err != nil {
 		return fmt.Errorf("rebuild public keys of store %s: %w", dir, err)
 	}
 	cfg.KeysDigest = k.PublicKeys.Digest()
 	b, _ := json.MarshalIndent(cfg, "", "  ")
-	if err := replaceFileSync(filepath.Join(dir, storeConfigFile), append(b, '\n')); err != nil {
+	if err := storage.WriteFileAtomic(filepath.Join(dir, storeConfigFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("rebuild public keys of store %s: %w", dir, err)
 	}
 	return nil
-}
-
-// replaceFileSync replaces path by a new 0600 file with data: written to a
-// temporary file, synced and renamed, so a crash leaves the old or the new.
-func replaceFileSync(path string, data []byte) error {
-	tmp := path + ".new"
-	if err := os.Remove(tmp); err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	if err := writeFileSync(tmp, data); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

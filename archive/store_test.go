@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/storagetest"
 )
 
 const testPassphrase = "test passphrase of enough length"
@@ -673,7 +674,7 @@ func TestStoreLockAcrossProcesses(t *testing.T) {
 func TestPackWriteFailureSurfaces(t *testing.T) {
 	s, _ := newTestStore(t)
 	s.SetPackSize(256 << 10)
-	fault := storage.NewFault(s.objects)
+	fault := storagetest.NewFault(s.objects)
 	s.objects = fault
 	ctx := context.Background()
 	fault.FailNth(storage.OpSave, 1, nil) // the first pack
@@ -685,7 +686,7 @@ func TestPackWriteFailureSurfaces(t *testing.T) {
 		ids = append(ids, id)
 	}
 	err := s.Flush(ctx)
-	if !errors.Is(err, storage.ErrInjected) {
+	if !errors.Is(err, storagetest.ErrInjected) {
 		t.Fatalf("Flush after a failed background pack write = %v (AddBlob: %v), want the injected error", err, addErr)
 	}
 	// Nothing of the failed pack counts as stored.

@@ -172,23 +172,10 @@ func verifyTree(ctx context.Context, r *Reader, h PointHeader, listed map[ID]boo
 	}
 	var tc treeCheck
 	files := int64(0)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := mr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	err = mr.Each(ctx, func(n *Node) error {
 		st.Nodes++
-		if _, _, err := tc.enter(n); err != nil {
+		if _, err := tc.step(n); err != nil {
 			return err
-		}
-		if n.Type == TypeDir {
-			tc.stack = append(tc.stack, &openDir{path: n.Path})
 		}
 		if n.Type == TypeFile && n.LinkTo == "" {
 			files++
@@ -203,6 +190,10 @@ func verifyTree(ctx context.Context, r *Reader, h PointHeader, listed map[ID]boo
 			}
 			st.Chunks++
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if files != h.Files {
 		return fmt.Errorf("manifest holds %d files, the point's header says %d", files, h.Files)

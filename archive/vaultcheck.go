@@ -380,12 +380,7 @@ func SaveScrubCursors(storeDir, vault string, m map[string]*ScrubCursor) error {
 	if err != nil {
 		return err
 	}
-	p := scrubPath(storeDir, vault)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("save scrub state: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := storage.WriteFileAtomic(scrubPath(storeDir, vault), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save scrub state: %w", err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -103,7 +104,7 @@ func (r *OffloadReport) Problems() []string {
 				why = ": " + res.SecondaryError
 			}
 			out = append(out, fmt.Sprintf("%d points archived, replication pending (%d objects, %s, to the secondary copy%s); their local copies are kept until the next offload confirms both copies",
-				pr.Points, pr.Objects, storage.FormatBytes(pr.Bytes), why))
+				pr.Points, pr.Objects, humanize.Bytes(pr.Bytes), why))
 		}
 	}
 	if len(r.Damaged) > 0 {

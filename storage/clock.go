@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -44,7 +43,7 @@ func (e *ClockSkewError) Error() string {
 		skew, side = -skew, "ahead of"
 	}
 	return fmt.Sprintf("clock skew of %s between this machine and %s exceeds %s (this machine's clock is %s the server's): fix the clock (NTP) before offload, local delete or prune",
-		FormatDuration(skew), e.Location, FormatDuration(e.Max), side)
+		formatDuration(skew), e.Location, formatDuration(e.Max), side)
 }
 
 // Unwrap returns ErrClockSkew.
@@ -101,17 +100,3 @@ func visitServers(b Backend, fn func(Backend) bool) bool {
 // Unwrap returns the backend being throttled, so helpers such as
 // CheckClockSkew reach the server behind it.
 func (t *throttled) Unwrap() Backend { return t.Backend }
-
-// FormatDuration prints d the way people write it: "7m12s", "5m", "1h",
-// "2h30m", "45s"; "0s" for zero. Sub-second parts are rounded away.
-func FormatDuration(d time.Duration) string {
-	d = d.Round(time.Second)
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/storagetest"
 )
 
 // serverClock is a real file backend whose "server" reads a clock set by
@@ -75,7 +76,7 @@ func TestCheckClockSkewReachesEveryServer(t *testing.T) {
 	}
 	vault := storage.Prefixed(storage.Replicated(
 		storage.Throttled(good, sched, nil),
-		storage.Throttled(storage.NewFault(bad), sched, nil),
+		storage.Throttled(storagetest.NewFault(bad), sched, nil),
 	), "vaults/v1")
 	err = storage.CheckClockSkew(ctx, vault, now, storage.MaxClockSkew)
 	var ce *storage.ClockSkewError
@@ -106,22 +107,5 @@ func TestCheckClockSkewMinIO(t *testing.T) {
 	var ce *storage.ClockSkewError
 	if !errors.As(err, &ce) || ce.Skew < 9*time.Minute || ce.Skew > 11*time.Minute || ce.Location != g.primary.Location() {
 		t.Errorf("CheckClockSkew with a slow local clock = %v, want about 10m at the primary", err)
-	}
-}
-
-func TestFormatDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		0:                                      "0s",
-		45 * time.Second:                       "45s",
-		5 * time.Minute:                        "5m",
-		7*time.Minute + 12*time.Second:         "7m12s",
-		time.Hour:                              "1h",
-		2*time.Hour + 30*time.Minute:           "2h30m",
-		time.Hour + 2*time.Second:              "1h0m2s",
-		7*time.Minute + 12400*time.Millisecond: "7m12s",
-	} {
-		if got := storage.FormatDuration(d); got != want {
-			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
-		}
 	}
 }

@@ -55,7 +55,7 @@ func TestSaveConfirmed(t *testing.T) {
 // than it was given is caught by the confirmation, not trusted.
 func TestSaveConfirmedReadsBack(t *testing.T) {
 	ctx := context.Background()
-	f := storage.NewFault(newFile(t))
+	f := storagetest.NewFault(newFile(t))
 	f.CorruptLoads(10)
 	data := storagetest.Bytes(43, 5000)
 	_, err := storage.SaveConfirmed(ctx, f, "packs/x", bytes.NewReader(data), int64(len(data)))

@@ -1,12 +1,12 @@
 // Package storage owns where bytes live: the Backend interface for named,
 // write-once objects and its implementations (file, S3, replicated,
-// throttled, fault-injecting), plus vault configuration, vault credentials
-// and registration records. It knows nothing of the archive format.
+// throttled), plus vault configuration, vault credentials and registration
+// records. It knows nothing of the archive format.
 //
 // Open turns a URL into a Backend: file:///abs/path gives a File (the
 // embedded default), s3://host:port/bucket[/prefix][?insecure=1] an S3 on
 // any S3-compatible server. Prefixed narrows a backend to a key prefix (a
-// vault under an account URL); Fault wraps one for tests.
+// vault under an account URL); storagetest.Fault wraps one for tests.
 //
 // Every backend returns errors wrapping ErrNotFound, ErrExists,
 // ErrInvalidRange, ErrInvalidName, ErrLocked or ErrUnavailable where they

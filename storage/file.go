@@ -84,24 +84,15 @@ func (f *File) Save(ctx context.Context, name string, r io.Reader, size int64) (
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save %s: %w", name, err)
 	}
-	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	tmp, err := CreateAtomic(p, 0o600)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", name, err)
 	}
-	tmpName := tmp.Name()
-	// Removing the temporary name is right on every path: after a
-	// successful link the object lives on under its final name.
-	defer os.Remove(tmpName)
-	defer func() {
-		if tmp != nil {
-			tmp.Close()
-		}
-	}()
+	// Discards the temporary file unless the link below gave it its name.
+	defer tmp.Close()
 
 	buf := make([]byte, max(min(size, 1<<20), 512))
-	// writerOnly hides os.File.ReadFrom, whose fallback copies in 32 KiB
-	// steps and would not look at ctx.
-	n, err := io.CopyBuffer(writerOnly{tmp}, io.LimitReader(ctxReader{ctx, r}, size), buf)
+	n, err := io.CopyBuffer(tmp, io.LimitReader(ctxReader{ctx, r}, size), buf)
 	if err != nil {
 		return fmt.Errorf("save %s: %w", name, err)
 	}
@@ -109,25 +100,15 @@ func (f *File) Save(ctx context.Context, name string, r io.Reader, size int64) (
 		return fmt.Errorf("save %s: reader ended after %d of %d bytes: %w", name, n, size, io.ErrUnexpectedEOF)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("save %s: sync: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("save %s: %w", name, err)
 	}
-	tmp = nil
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("save %s: %w", name, err)
 	}
-	if err := os.Link(tmpName, p); err != nil {
+	if err := tmp.CommitNew(); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("save %s: %w", name, ErrExists)
 		}
-		return fmt.Errorf("save %s: %w", name, err)
-	}
-	if err := os.Remove(tmpName); err != nil {
-		return fmt.Errorf("save %s: %w", name, err)
-	}
-	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("save %s: %w", name, err)
 	}
 	return nil
@@ -351,5 +332,3 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
-
-type writerOnly struct{ io.Writer }

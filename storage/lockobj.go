@@ -61,14 +61,14 @@ type LockHeldError struct {
 }
 
 func (e *LockHeldError) Error() string {
-	age := FormatDuration(e.Age) + " ago"
+	age := formatDuration(e.Age) + " ago"
 	if e.Age < 0 {
 		// The holder's clock is ahead of ours: CheckClockSkew says more.
-		age = FormatDuration(-e.Age) + " in this machine's future"
+		age = formatDuration(-e.Age) + " in this machine's future"
 	}
 	return fmt.Sprintf("vault lock %q at %s is held by %s since %s (%s; stale after %s): wait for it to finish, or if that process is gone, retry after %s",
 		e.Name, e.Location, e.Record.who(), e.Record.Time.UTC().Format(time.RFC3339), age,
-		FormatDuration(e.Record.TTL), e.Record.Time.Add(e.Record.TTL).UTC().Format(time.RFC3339))
+		formatDuration(e.Record.TTL), e.Record.Time.Add(e.Record.TTL).UTC().Format(time.RFC3339))
 }
 
 // Unwrap returns ErrLockHeld.

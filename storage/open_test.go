@@ -152,7 +152,7 @@ func TestCheck(t *testing.T) {
 	if err := storage.Check(ctx, b); err == nil || !strings.Contains(err.Error(), b.Location()) {
 		t.Errorf("Check(removed directory) = %v, want an error naming %s", err, b.Location())
 	}
-	if err := storage.Check(ctx, storage.NewFault(b)); err == nil {
+	if err := storage.Check(ctx, storagetest.NewFault(b)); err == nil {
 		t.Errorf("Check through Fault = nil, want the file backend's error")
 	}
 }

@@ -89,7 +89,7 @@ func (p *prefixed) Remove(ctx context.Context, name string) error {
 
 func (p *prefixed) Close() error { return p.b.Close() }
 
-// Unwrapper is implemented by wrappers (Prefixed, Fault, …) to expose the
+// Unwrapper is implemented by wrappers (Prefixed, storagetest.Fault, …) to expose the
 // backend they wrap.
 type Unwrapper interface{ Unwrap() Backend }
 

@@ -23,7 +23,7 @@ import (
 // recording every fallback it reports.
 type grsRig struct {
 	grs                *storage.ReplicatedBackend
-	primary, secondary *storage.Fault
+	primary, secondary *storagetest.Fault
 
 	mu        sync.Mutex
 	fallbacks []storage.Fallback
@@ -37,7 +37,7 @@ func (g *grsRig) reports() []storage.Fallback {
 
 func newGRS(t *testing.T, primary, secondary storage.Backend, opts ...storage.ReplicatedOption) *grsRig {
 	t.Helper()
-	g := &grsRig{primary: storage.NewFault(primary), secondary: storage.NewFault(secondary)}
+	g := &grsRig{primary: storagetest.NewFault(primary), secondary: storagetest.NewFault(secondary)}
 	opts = append([]storage.ReplicatedOption{storage.WithFallbackReport(func(f storage.Fallback) {
 		g.mu.Lock()
 		defer g.mu.Unlock()

@@ -132,7 +132,7 @@ func TestAbortIncompleteUploadsAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grs := storage.Replicated(storage.NewFault(p), s)
+	grs := storage.Replicated(storagetest.NewFault(p), s)
 	defer grs.Close()
 
 	if n, err := storage.AbortIncompleteUploads(ctx, grs, storage.AbandonedUploadAge); err != nil || n != 0 {

@@ -40,14 +40,14 @@ type ScratchSpaceError struct {
 }
 
 func (e *ScratchSpaceError) Error() string {
-	free, need := FormatBytes(e.Free), FormatBytes(e.Need)
+	free, need := formatBytes(e.Free), formatBytes(e.Need)
 	if free == need {
 		// Rounding hides a shortfall of a few bytes; show them exactly.
 		free += " (" + groupDigits(e.Free) + " bytes)"
 		need += " (" + groupDigits(e.Need) + " bytes)"
 	}
 	msg := fmt.Sprintf("not enough scratch space in %s: %s free, need at least %s (%d%% of %s of data)",
-		e.Dir, free, need, ScratchPercent, FormatBytes(e.Data))
+		e.Dir, free, need, ScratchPercent, formatBytes(e.Data))
 	if e.Hint != "" {
 		msg += "; " + e.Hint
 	}
@@ -143,7 +143,7 @@ type SourceSizeError struct {
 
 func (e *SourceSizeError) Error() string {
 	return fmt.Sprintf("data source %q is too large: %s bytes (%s GB, %s), over the limit of 54,400 GB (%s bytes, 1 GB = 10^9 bytes) per data source; split it into smaller data sources or exclude paths",
-		e.Name, groupDigits(e.Size), formatGB(e.Size), FormatBytes(e.Size), groupDigits(MaxSourceBytes))
+		e.Name, groupDigits(e.Size), formatGB(e.Size), formatBytes(e.Size), groupDigits(MaxSourceBytes))
 }
 
 // Unwrap makes errors.Is(err, ErrSourceTooLarge) hold.
@@ -182,28 +182,4 @@ func groupDigits(n int64) string {
 		out = append(out, s[i])
 	}
 	return neg + string(out)
-}
-
-// FormatBytes renders a byte count for people, in binary units with one
-// decimal: "512 B", "1.5 KiB", "5.0 GiB", "49.5 TiB".
-func FormatBytes(n int64) string {
-	if n < 0 {
-		return "-" + formatUnsigned(uint64(-n)) // uint64 keeps MinInt64 right
-	}
-	return formatUnsigned(uint64(n))
-}
-
-func formatUnsigned(n uint64) string {
-	if n < 1024 {
-		return strconv.FormatUint(n, 10) + " B"
-	}
-	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	v := float64(n) / 1024
-	i := 0
-	// Move up a unit when rounding to one decimal would print 1024.0.
-	for v >= 1023.95 && i < len(units)-1 {
-		v /= 1024
-		i++
-	}
-	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
 }

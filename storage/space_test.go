@@ -165,31 +165,6 @@ func TestCheckSourceSize(t *testing.T) {
 	}
 }
 
-func TestFormatBytes(t *testing.T) {
-	for _, c := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"},
-		{1, "1 B"},
-		{1023, "1023 B"},
-		{1024, "1.0 KiB"},
-		{1536, "1.5 KiB"},
-		{1<<20 - 1, "1.0 MiB"}, // not "1024.0 KiB"
-		{5 << 30, "5.0 GiB"},
-		{5_000_000_000, "4.7 GiB"},
-		{1288490188, "1.2 GiB"},
-		{MaxSourceBytes, "49.5 TiB"},
-		{-2048, "-2.0 KiB"},
-		{math.MaxInt64, "8.0 EiB"},
-		{math.MinInt64, "-8.0 EiB"},
-	} {
-		if got := FormatBytes(c.n); got != c.want {
-			t.Errorf("FormatBytes(%d) = %q, want %q", c.n, got, c.want)
-		}
-	}
-}
-
 func TestGroupDigits(t *testing.T) {
 	for n, want := range map[int64]string{
 		0: "0", 999: "999", 1000: "1,000", -1234567: "-1,234,567", 54_400_000_000_000: "54,400,000,000,000",

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/scheduler"
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 )
 
 func init() { addCommand(newBackupCmd) }
@@ -208,12 +208,12 @@ func printBackupSummary(w io.Writer, s *archive.BackupSummary) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  files\t%d (%d read, %d unchanged), %d dirs, %d symlinks, %d hard links\n",
 		s.Files, s.FilesRead, s.FilesUnchanged, s.Dirs, s.Symlinks, s.HardLinks)
-	fmt.Fprintf(tw, "  data\t%s in files, %s read\n", storage.FormatBytes(s.Bytes), storage.FormatBytes(s.BytesRead))
+	fmt.Fprintf(tw, "  data\t%s in files, %s read\n", humanize.Bytes(s.Bytes), humanize.Bytes(s.BytesRead))
 	ratios := ""
 	if s.DedupRatio > 0 {
 		ratios = fmt.Sprintf(" (dedup %.2fx, compression %.2fx)", s.DedupRatio, s.CompressionRatio)
 	}
-	fmt.Fprintf(tw, "  new\t%s of new data stored as %s%s\n", storage.FormatBytes(s.NewPlainBytes), storage.FormatBytes(s.NewStoredBytes), ratios)
+	fmt.Fprintf(tw, "  new\t%s of new data stored as %s%s\n", humanize.Bytes(s.NewPlainBytes), humanize.Bytes(s.NewStoredBytes), ratios)
 	fmt.Fprintf(tw, "  skipped\t%d special files, %d excluded, %d unreadable\n", s.Special, s.Excluded, s.ErrorCount)
 	if len(s.Changed) > 0 {
 		fmt.Fprintf(tw, "  changed\t%d files changed while being read and may be inconsistent:\n", len(s.Changed))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"sort"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/scheduler"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -117,12 +117,7 @@ func (t *pointTree) all(ctx context.Context) ([]archive.PointHeader, map[archive
 		tier[p.ID] = "vault"
 		out = append(out, p)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if !out[i].Time.Equal(out[j].Time) {
-			return out[i].Time.Before(out[j].Time)
-		}
-		return out[i].ID.String() < out[j].ID.String()
-	})
+	sort.SliceStable(out, func(i, j int) bool { return archive.PointBefore(out[i], out[j]) })
 	return out, tier, nil
 }
 
@@ -196,23 +191,7 @@ func (t *pointTree) fetched() int64 {
 
 func (t *pointTree) noteFetched() {
 	if n := t.fetched(); n > 0 && !t.g.quiet && !t.g.json {
-		fmt.Fprintf(t.g.stderr, "Read %s of tree data from vault %s (no pack data).\n", storage.FormatBytes(n), t.cfg.Vault.Name)
-	}
-}
-
-// eachNode calls fn for every node of mr.
-func eachNode(mr *archive.ManifestReader, fn func(*archive.Node) error) error {
-	for {
-		n, err := mr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(n); err != nil {
-			return err
-		}
+		fmt.Fprintf(t.g.stderr, "Read %s of tree data from vault %s (no pack data).\n", humanize.Bytes(n), t.cfg.Vault.Name)
 	}
 }
 

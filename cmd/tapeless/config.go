@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tapeless/tapeless/storage"
 )
 
 // config is the YAML configuration file. `register` writes it (mode 0600,
@@ -242,27 +244,7 @@ func saveConfig(path string, c *config) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("save config: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".config-*.tmp")
-	if err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save config: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := storage.WriteFileAtomic(path, b, 0o600); err != nil {
 		return fmt.Errorf("save config: %w", err)
 	}
 	return nil

@@ -86,7 +86,7 @@ func runFind(ctx context.Context, g *globalOptions, o browseOptions, pattern str
 		searched++
 		mr, err := t.manifest(ctx, p)
 		if err == nil {
-			err = eachNode(mr, func(n *archive.Node) error {
+			err = mr.Each(ctx, func(n *archive.Node) error {
 				if m.Match(n.Path) {
 					found = append(found, foundEntry{ID: p.ID.String(), Source: p.Source, Time: p.Time, Tier: tier[p.ID], entryJSON: nodeEntry(n)})
 				}

@@ -78,7 +78,7 @@ func runLs(ctx context.Context, g *globalOptions, o browseOptions, pointArg, sub
 	entries := []entryJSON{}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 1, ' ', tabwriter.AlignRight)
 	found := false
-	err = eachNode(mr, func(n *archive.Node) error {
+	err = mr.Each(ctx, func(n *archive.Node) error {
 		if !under(n.Path, sub) {
 			return nil
 		}

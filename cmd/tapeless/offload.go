@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/scheduler"
-	"github.com/tapeless/tapeless/storage"
 )
 
 func init() { addCommand(newOffloadCmd) }
@@ -127,7 +127,7 @@ func formatOffloadPlan(w io.Writer, p *scheduler.OffloadPlan, loc *time.Location
 	for _, r := range planRows(p) {
 		size := "-"
 		if r.Stored > 0 {
-			size = storage.FormatBytes(r.Stored)
+			size = humanize.Bytes(r.Stored)
 		}
 		id := r.ID
 		if len(id) > 12 {
@@ -146,7 +146,7 @@ func formatOffloadPlan(w io.Writer, p *scheduler.OffloadPlan, loc *time.Location
 	fmt.Fprintf(w, "%d points: %s\n", len(p.Decisions), strings.Join(counts, ", "))
 	n := len(p.ByAction(retention.Offload))
 	_, err := fmt.Fprintf(w, "Offload would move %d points: at most %s in %d objects (objects the vault already holds are skipped).\n",
-		n, storage.FormatBytes(p.Upload), p.Objects)
+		n, humanize.Bytes(p.Upload), p.Objects)
 	return err
 }
 
@@ -239,14 +239,14 @@ func printOffloadResult(w io.Writer, r *archive.OffloadResult) {
 		fmt.Fprintf(w, "  damaged, kept locally  %s: the store lacks %s\n", shortID(d.Point), strings.Join(d.Missing, ", "))
 	}
 	fmt.Fprintf(w, "  sent %s in %d object copies (%d copies already there and confirmed)\n",
-		storage.FormatBytes(r.BytesUploaded), r.ObjectsUploaded, r.ObjectsPresent)
+		humanize.Bytes(r.BytesUploaded), r.ObjectsUploaded, r.ObjectsPresent)
 	if r.PacksCollected > 0 {
-		fmt.Fprintf(w, "  freed %s locally (%d packs no local point needs)\n", storage.FormatBytes(r.BytesFreed), r.PacksCollected)
+		fmt.Fprintf(w, "  freed %s locally (%d packs no local point needs)\n", humanize.Bytes(r.BytesFreed), r.PacksCollected)
 	}
 	if r.UploadsAborted > 0 {
 		fmt.Fprintf(w, "  aborted %d incomplete uploads of an earlier run\n", r.UploadsAborted)
 	}
 	if d := r.Duration; d > 0 && r.BytesUploaded > 0 {
-		fmt.Fprintf(w, "  %s at %s/s\n", d.Round(time.Millisecond), storage.FormatBytes(int64(float64(r.BytesUploaded)/d.Seconds())))
+		fmt.Fprintf(w, "  %s at %s/s\n", d.Round(time.Millisecond), humanize.Bytes(int64(float64(r.BytesUploaded)/d.Seconds())))
 	}
 }

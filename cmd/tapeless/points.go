@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -254,7 +255,7 @@ func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
 				continue
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", p.ID[:12], termSafe(p.Source), p.Time.Local().Format("2006-01-02 15:04:05"),
-				p.Tier, storage.FormatBytes(p.Bytes), p.Files)
+				p.Tier, humanize.Bytes(p.Bytes), p.Files)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -321,7 +322,7 @@ func latestPoint(ps []archive.PointHeader, source string) (archive.PointHeader, 
 		if source != "" && p.Source != source {
 			continue
 		}
-		if !found || newerThan(p, best) {
+		if !found || archive.PointBefore(best, p) {
 			best, found = p, true
 		}
 	}
@@ -332,12 +333,6 @@ func latestPoint(ps []archive.PointHeader, source string) (archive.PointHeader, 
 		return best, fmt.Errorf("%w: there are none yet", errNoPoint)
 	}
 	return best, nil
-}
-
-// newerThan reports whether a comes after b: later time, then larger ID
-// (the order of every point listing).
-func newerThan(a, b archive.PointHeader) bool {
-	return a.Time.After(b.Time) || a.Time.Equal(b.Time) && a.ID.String() > b.ID.String()
 }
 
 // shownKeys returns the key fingerprints whose points `points` shows: this

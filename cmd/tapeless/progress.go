@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 )
 
 // progressBar draws a one-line bar (bytes, percent, rate, ETA) on a
@@ -90,8 +90,8 @@ func formatProgress(label string, done, total int64, elapsed time.Duration, widt
 	} else if total > 0 && done >= total {
 		eta = "0:00"
 	}
-	left := fmt.Sprintf("%s  %s / %s %3.0f%% ", label, storage.FormatBytes(done), storage.FormatBytes(total), pct*100)
-	right := fmt.Sprintf(" %s/s  ETA %s", storage.FormatBytes(int64(rate)), eta)
+	left := fmt.Sprintf("%s  %s / %s %3.0f%% ", label, humanize.Bytes(done), humanize.Bytes(total), pct*100)
+	right := fmt.Sprintf(" %s/s  ETA %s", humanize.Bytes(int64(rate)), eta)
 	barW := width - len(left) - len(right) - 2
 	if barW < 5 {
 		return strings.TrimSpace(left + right)

@@ -11,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/scheduler"
-	"github.com/tapeless/tapeless/storage"
 )
 
 func init() { addCommand(newPruneCmd) }
@@ -128,7 +128,7 @@ func printPruneResult(w io.Writer, plan retention.Plan, r *archive.PruneResult, 
 		fmt.Fprintln(w, "The vault policy is empty: no point expires.")
 	}
 	fmt.Fprintf(w, "%s %d expired points and %d objects in all (%s; %d of them referenced by no point).\n",
-		verb, len(r.Expired), r.ObjectsRemoved, storage.FormatBytes(r.BytesRemoved), r.Orphans)
+		verb, len(r.Expired), r.ObjectsRemoved, humanize.Bytes(r.BytesRemoved), r.Orphans)
 	if r.Foreign > 0 {
 		fmt.Fprintf(w, "%d points of other servers' keys were left to their own prune.\n", r.Foreign)
 	}

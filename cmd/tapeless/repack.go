@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 )
 
 func newVaultRepackEstimateCmd(g *globalOptions) *cobra.Command {
@@ -78,6 +78,6 @@ func printRepackEstimate(w io.Writer, e archive.RepackEstimate) {
 		verdict = "worth it"
 	}
 	fmt.Fprintf(w, "Repack estimate: %d of the %d packs this server's %d points need (%s of %s stored) are less than half live; repacking them would free %s (%s).\n",
-		e.Sparse, e.Packs, e.Points, storage.FormatBytes(e.SparseSize), storage.FormatBytes(e.PackBytes), storage.FormatBytes(e.Saving), verdict)
+		e.Sparse, e.Packs, e.Points, humanize.Bytes(e.SparseSize), humanize.Bytes(e.PackBytes), humanize.Bytes(e.Saving), verdict)
 	fmt.Fprintln(w, "Nothing was changed. tapeless does not repack: it would change the IDs of unchanged points (see 'tapeless vault repack-estimate --help').")
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -147,7 +148,7 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 	if _, latest := latestSource(strings.TrimSpace(pointArg)); latest && err == nil && hasVault {
 		// The newest point may be in the vault only (a short local
 		// retention): compare with the vault's newest of this key.
-		if vp, verr := newestInVault(ctx, cfg, pointArg); verr == nil && newerThan(vp, p) {
+		if vp, verr := newestInVault(ctx, cfg, pointArg); verr == nil && archive.PointBefore(p, vp) {
 			err = errNoPoint
 		}
 	}
@@ -225,7 +226,7 @@ func restoreInto(ctx context.Context, g *globalOptions, o restoreOptions, cfg *c
 	}
 	if !g.quiet {
 		fmt.Fprintf(g.stdout, "Restored %s of %s into %s: %d files (%s), %d dirs, %d symlinks, %d hard links in %s.\n",
-			shortID(p.ID), termSafe(p.Source), termSafe(o.target), sum.Files, storage.FormatBytes(sum.Bytes), sum.Dirs, sum.Symlinks,
+			shortID(p.ID), termSafe(p.Source), termSafe(o.target), sum.Files, humanize.Bytes(sum.Bytes), sum.Dirs, sum.Symlinks,
 			sum.HardLinks, sum.Duration.Round(time.Millisecond))
 	}
 	if partial != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/storage"
 )
 
@@ -40,7 +41,7 @@ func printPendingReplication(w io.Writer, p *archive.PendingSummary, err error) 
 		fmt.Fprintf(w, "Pending:      no replication pending\n")
 	default:
 		fmt.Fprintf(w, "Pending:      replication pending for %d points: %d objects, %s, oldest since %s (the next offload catches up)\n",
-			p.Points, p.Objects, storage.FormatBytes(p.Bytes), p.Oldest.Local().Format("2006-01-02 15:04"))
+			p.Points, p.Objects, humanize.Bytes(p.Bytes), p.Oldest.Local().Format("2006-01-02 15:04"))
 	}
 }
 
@@ -152,7 +153,7 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	}
 	w := g.stdout
 	fmt.Fprintf(w, "Config:       %s\n", out.Config)
-	fmt.Fprintf(w, "Store:        %s: %d local points (%s of source data)\n", out.Store, out.LocalPoints, storage.FormatBytes(out.LocalBytes))
+	fmt.Fprintf(w, "Store:        %s: %d local points (%s of source data)\n", out.Store, out.LocalPoints, humanize.Bytes(out.LocalBytes))
 	if n := len(out.Damaged); n > 0 {
 		fmt.Fprintf(w, "Damaged:      %d of the store's point objects cannot be read and were skipped (run 'tapeless verify'):\n", n)
 		for _, d := range out.Damaged {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -316,7 +315,7 @@ func runVaultCredentials(ctx context.Context, g *globalOptions, o vaultCredentia
 	if path == "" {
 		path = storage.CredentialsFileName(v.Name(), t)
 	}
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := storage.WriteFileAtomic(path, data, 0o600); err != nil {
 		return fmt.Errorf("write credentials file: %w", err)
 	}
 	if g.json {
@@ -672,34 +671,6 @@ func syncVaultCache(c *config, vc storage.VaultConfig) (bool, error) {
 		return false, err
 	}
 	return true, nil
-}
-
-// writeFileAtomic writes data to path with mode perm through a temporary
-// file in the same folder, so a reader never sees half a file and the mode
-// is right from the first byte.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tapeless-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // shellQuote quotes s for a shell when it needs it, so hints can be pasted.

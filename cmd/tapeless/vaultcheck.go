@@ -11,7 +11,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/scheduler"
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 )
 
 // vaultVerifyJSON is verify --vault's --json output.
@@ -60,7 +60,7 @@ func runVerifyVault(ctx context.Context, g *globalOptions, o verifyOptions) erro
 		for _, c := range check.Copies {
 			what := "sizes checked"
 			if o.readData {
-				what = fmt.Sprintf("%d packs read (%s)", c.Stats.PacksRead, storage.FormatBytes(c.Stats.BytesRead))
+				what = fmt.Sprintf("%d packs read (%s)", c.Stats.PacksRead, humanize.Bytes(c.Stats.BytesRead))
 				if keys != nil {
 					what += fmt.Sprintf(", %d blobs decrypted and re-hashed", c.Stats.Blobs)
 				}
@@ -154,7 +154,7 @@ func runVaultRepair(ctx context.Context, g *globalOptions) error {
 			if r.Replaced {
 				verb = "replaced (damaged)"
 			}
-			fmt.Fprintf(g.stdout, "  %s on the %s copy from the %s copy: %s (%s)\n", verb, r.To, r.From, r.Object, storage.FormatBytes(r.Bytes))
+			fmt.Fprintf(g.stdout, "  %s on the %s copy from the %s copy: %s (%s)\n", verb, r.To, r.From, r.Object, humanize.Bytes(r.Bytes))
 		}
 		fmt.Fprintf(g.stdout, "Vault %s: %d problems found, %d objects repaired, %d lost on both copies, %d could not be written.\n",
 			name, len(check.Problems), len(res.Repaired), len(res.Lost), len(res.Failed))

@@ -11,14 +11,9 @@ import (
 	"github.com/tapeless/tapeless/storage"
 )
 
-// openVault opens the vault of cfg (scheduler.Site.OpenVault). Fallback
-// reads are noted on g.stderr (unless --quiet).
-func openVault(ctx context.Context, g *globalOptions, cfg *config) (*scheduler.Vault, error) {
-	return siteOf(g, cfg).OpenVault(ctx)
-}
-
-// openVaultForRead is openVault for commands that only read (restore,
-// points): it reads from the secondary copy alone when the primary cannot
+// openVaultForRead opens the vault of cfg for commands that only read
+// (restore, points), noting fallback reads on g.stderr unless --quiet: it
+// reads from the secondary copy alone when the primary cannot
 // be opened (scheduler.Site.OpenVaultForRead).
 func openVaultForRead(ctx context.Context, g *globalOptions, cfg *config) (*scheduler.Vault, error) {
 	return siteOf(g, cfg).OpenVaultForRead(ctx)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/scheduler"
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/scheduler/humanize"
 )
 
 func init() { addCommand(newVerifyCmd) }
@@ -126,7 +126,7 @@ func runVerify(ctx context.Context, g *globalOptions, o verifyOptions) error {
 	} else if !g.quiet && len(problems) == 0 {
 		what := "sizes checked"
 		if o.readData {
-			what = fmt.Sprintf("%d packs read (%s)", stats.PacksRead, storage.FormatBytes(stats.BytesRead))
+			what = fmt.Sprintf("%d packs read (%s)", stats.PacksRead, humanize.Bytes(stats.BytesRead))
 			if keys != nil {
 				what += fmt.Sprintf(", %d blobs decrypted and re-hashed", stats.Blobs)
 			}

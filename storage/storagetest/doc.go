@@ -1,4 +1,5 @@
 // Package storagetest holds the conformance suite every storage.Backend must
-// pass (Run) and the helpers that point tests at the MinIO servers `make
-// test` starts (MinIO, MinIOLock).
+// pass (Run), the helpers that point tests at the MinIO servers `make test`
+// starts (MinIO, MinIOLock), and Fault, a wrapper that injects failures.
+// Only tests import it.
 package storagetest

@@ -1,4 +1,4 @@
-package storage_test
+package storagetest_test
 
 import (
 	"bytes"
@@ -13,13 +13,13 @@ import (
 	"github.com/tapeless/tapeless/storage/storagetest"
 )
 
-func newFaultFile(t *testing.T) *storage.Fault {
+func newFaultFile(t *testing.T) *storagetest.Fault {
 	t.Helper()
 	b, err := storage.NewFile(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return storage.NewFault(b)
+	return storagetest.NewFault(b)
 }
 
 func TestFaultFailNth(t *testing.T) {
@@ -28,7 +28,7 @@ func TestFaultFailNth(t *testing.T) {
 	f.FailNth(storage.OpSave, 2, nil)
 	for i, name := range []string{"a", "b", "c"} {
 		err := f.Save(ctx, name, strings.NewReader(name), 1)
-		if wantFail := i == 1; wantFail != errors.Is(err, storage.ErrInjected) || (!wantFail && err != nil) {
+		if wantFail := i == 1; wantFail != errors.Is(err, storagetest.ErrInjected) || (!wantFail && err != nil) {
 			t.Errorf("Save #%d = %v, want injected failure only on #2", i+1, err)
 		}
 	}
@@ -45,7 +45,7 @@ func TestFaultFailSaveAfter(t *testing.T) {
 	f := newFaultFile(t)
 	f.FailSaveAfter(1000)
 	err := f.Save(ctx, "obj", storagetest.Data(1, 5000), 5000)
-	if !errors.Is(err, storage.ErrInjected) {
+	if !errors.Is(err, storagetest.ErrInjected) {
 		t.Fatalf("Save = %v, want the injected reader error", err)
 	}
 	if _, err := f.Unwrap().Stat(ctx, "obj"); !errors.Is(err, storage.ErrNotFound) {

@@ -1,4 +1,4 @@
-package storage
+package storagetest
 
 import (
 	"context"
@@ -9,26 +9,17 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tapeless/tapeless/storage"
 )
 
 // ErrInjected is the error Fault injects unless told otherwise.
 var ErrInjected = errors.New("storage: injected fault")
 
-// Op names a Backend method for Fault.
-type Op string
-
-// The methods Fault can fail.
-const (
-	OpSave   Op = "save"
-	OpLoad   Op = "load"
-	OpStat   Op = "stat"
-	OpList   Op = "list"
-	OpRemove Op = "remove"
-)
-
-// Fault wraps a real Backend and injects failures. It is for tests only:
-// later tests use it for "the S3 call fails at the worst moment" and
-// "the secondary region is down". All settings may change while calls run.
+// Fault wraps a real storage.Backend and injects failures, for tests of
+// "the S3 call fails at the worst moment" and "the secondary region is
+// down". All settings may change while calls run. Calls are counted and
+// failed by the storage.Op of their method (storage.OpSave, ...).
 //
 // Injections: fail the Nth call of a method (FailNth), make every Save's
 // reader fail after N bytes so the wrapped backend sees a source error
@@ -36,31 +27,31 @@ const (
 // Load returns (CorruptLoads), and take the whole backend down so every
 // call fails like a refused connection (SetDown).
 type Fault struct {
-	b Backend
+	b storage.Backend
 
 	mu        sync.Mutex
-	calls     map[Op]int
-	failAt    map[Op]map[int]error
+	calls     map[storage.Op]int
+	failAt    map[storage.Op]map[int]error
 	saveAfter int64 // < 0: off
 	delay     time.Duration
 	corruptAt int64 // < 0: off
 	down      bool
 }
 
-var _ Backend = (*Fault)(nil)
+var _ storage.Backend = (*Fault)(nil)
 
 // NewFault wraps b with no faults switched on.
-func NewFault(b Backend) *Fault {
-	return &Fault{b: b, calls: map[Op]int{}, failAt: map[Op]map[int]error{}, saveAfter: -1, corruptAt: -1}
+func NewFault(b storage.Backend) *Fault {
+	return &Fault{b: b, calls: map[storage.Op]int{}, failAt: map[storage.Op]map[int]error{}, saveAfter: -1, corruptAt: -1}
 }
 
 // Unwrap returns the wrapped backend.
-func (f *Fault) Unwrap() Backend { return f.b }
+func (f *Fault) Unwrap() storage.Backend { return f.b }
 
 // FailNth makes the nth call (1-based, counting every call since NewFault
 // or Reset) of op fail with err (ErrInjected when err is nil) without
 // reaching the wrapped backend.
-func (f *Fault) FailNth(op Op, n int, err error) {
+func (f *Fault) FailNth(op storage.Op, n int, err error) {
 	if err == nil {
 		err = ErrInjected
 	}
@@ -97,7 +88,7 @@ func (f *Fault) CorruptLoads(at int64) {
 }
 
 // SetDown switches the whole backend off (every call fails with an error
-// wrapping ErrUnavailable, like a refused connection) or back on.
+// wrapping storage.ErrUnavailable, like a refused connection) or back on.
 func (f *Fault) SetDown(down bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -105,7 +96,7 @@ func (f *Fault) SetDown(down bool) {
 }
 
 // Calls returns how many calls of op were made.
-func (f *Fault) Calls(op Op) int {
+func (f *Fault) Calls(op storage.Op) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[op]
@@ -115,13 +106,13 @@ func (f *Fault) Calls(op Op) int {
 func (f *Fault) Reset() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = map[Op]int{}
-	f.failAt = map[Op]map[int]error{}
+	f.calls = map[storage.Op]int{}
+	f.failAt = map[storage.Op]map[int]error{}
 	f.saveAfter, f.corruptAt, f.delay, f.down = -1, -1, 0, false
 }
 
 // enter counts the call, waits the delay and returns the injected error.
-func (f *Fault) enter(ctx context.Context, op Op) error {
+func (f *Fault) enter(ctx context.Context, op storage.Op) error {
 	f.mu.Lock()
 	f.calls[op]++
 	n := f.calls[op]
@@ -139,9 +130,9 @@ func (f *Fault) enter(ctx context.Context, op Op) error {
 	}
 	if down {
 		oe := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
-		return &edgeError{
+		return &downError{
 			msg:  fmt.Sprintf("cannot reach %s: %v (injected: backend down)", f.b.Location(), oe),
-			errs: []error{ErrUnavailable, oe},
+			errs: []error{storage.ErrUnavailable, oe},
 		}
 	}
 	if err != nil {
@@ -155,7 +146,7 @@ func (f *Fault) Location() string { return f.b.Location() }
 
 // Save passes through, possibly failing or cutting the reader short.
 func (f *Fault) Save(ctx context.Context, name string, r io.Reader, size int64) error {
-	if err := f.enter(ctx, OpSave); err != nil {
+	if err := f.enter(ctx, storage.OpSave); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -169,7 +160,7 @@ func (f *Fault) Save(ctx context.Context, name string, r io.Reader, size int64) 
 
 // Load passes through, possibly failing or corrupting the data.
 func (f *Fault) Load(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error {
-	if err := f.enter(ctx, OpLoad); err != nil {
+	if err := f.enter(ctx, storage.OpLoad); err != nil {
 		return err
 	}
 	f.mu.Lock()
@@ -184,16 +175,16 @@ func (f *Fault) Load(ctx context.Context, name string, offset, length int64, fn 
 }
 
 // Stat passes through unless a fault applies.
-func (f *Fault) Stat(ctx context.Context, name string) (Info, error) {
-	if err := f.enter(ctx, OpStat); err != nil {
-		return Info{}, err
+func (f *Fault) Stat(ctx context.Context, name string) (storage.Info, error) {
+	if err := f.enter(ctx, storage.OpStat); err != nil {
+		return storage.Info{}, err
 	}
 	return f.b.Stat(ctx, name)
 }
 
 // List passes through unless a fault applies.
-func (f *Fault) List(ctx context.Context, prefix string, fn func(Info) error) error {
-	if err := f.enter(ctx, OpList); err != nil {
+func (f *Fault) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	if err := f.enter(ctx, storage.OpList); err != nil {
 		return err
 	}
 	return f.b.List(ctx, prefix, fn)
@@ -201,7 +192,7 @@ func (f *Fault) List(ctx context.Context, prefix string, fn func(Info) error) er
 
 // Remove passes through unless a fault applies.
 func (f *Fault) Remove(ctx context.Context, name string) error {
-	if err := f.enter(ctx, OpRemove); err != nil {
+	if err := f.enter(ctx, storage.OpRemove); err != nil {
 		return err
 	}
 	return f.b.Remove(ctx, name)
@@ -240,3 +231,13 @@ func (r *corruptReader) Read(p []byte) (int, error) {
 	r.no += int64(n)
 	return n, err
 }
+
+// downError is what a down backend returns: storage.ErrUnavailable and the
+// network error beneath it, under one message, as the S3 backend's errors.
+type downError struct {
+	msg  string
+	errs []error
+}
+
+func (e *downError) Error() string   { return e.msg }
+func (e *downError) Unwrap() []error { return e.errs }
