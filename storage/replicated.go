@@ -79,6 +79,8 @@ func WithThrottle(sched ThrottleSchedule, clock Clock) ReplicatedOption {
 type sharedThrottle struct {
 	Backend
 	t *throttled // only its limiter is used
+	// unpacedLoads leaves Loads alone: see saveTo.
+	unpacedLoads bool
 }
 
 func (s *sharedThrottle) Save(ctx context.Context, name string, r io.Reader, size int64) error {
@@ -86,6 +88,9 @@ func (s *sharedThrottle) Save(ctx context.Context, name string, r io.Reader, siz
 }
 
 func (s *sharedThrottle) Load(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error {
+	if s.unpacedLoads {
+		return s.Backend.Load(ctx, name, offset, length, fn)
+	}
 	return s.Backend.Load(ctx, name, offset, length, func(r io.Reader) error {
 		return fn(&throttledReader{ctx: ctx, t: s.t, r: r})
 	})
@@ -251,8 +256,13 @@ func (r *ReplicatedBackend) SavePrimary(ctx context.Context, name string, rd io.
 // reports the confirmed copy (WithSaveReport).
 func (r *ReplicatedBackend) saveTo(ctx context.Context, b Backend, secondary bool, name string, rd io.Reader, size int64, want string, sha *[32]byte) (Saved, error) {
 	dst := b
+	if st, ok := b.(*sharedThrottle); ok {
+		// Confirming reads the object back where the copy keeps no
+		// checksum (a folder): a check, not a transfer to pace.
+		dst = &sharedThrottle{Backend: st.Backend, t: st.t, unpacedLoads: true}
+	}
 	if _, err := b.Stat(ctx, name); err == nil {
-		dst = existing{b}
+		dst = existing{dst}
 	} else if !errors.Is(err, ErrNotFound) {
 		return Saved{}, err
 	}

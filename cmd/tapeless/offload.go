@@ -227,10 +227,9 @@ func runOffload(ctx context.Context, g *globalOptions, o offloadOptions, withinS
 		return err
 	}
 	bar := newProgressBar(g)
-	res, err := archive.Offload(ctx, s, ov.upload, plan.archive, archive.OffloadOptions{
+	res, err := archive.Offload(ctx, s, ov.target, plan.archive, archive.OffloadOptions{
 		Now:      now,
 		ReadBack: o.readBack,
-		Throttle: ov.throttle,
 		Progress: func(p archive.OffloadProgress) {
 			bar.update(fmt.Sprintf("point %d/%d", min(p.PointsDone+1, p.Points), p.Points), p.Bytes, p.TotalBytes, p.Elapsed)
 		},

@@ -19,15 +19,15 @@ import (
 func vaultCopies(ov *openedVault, which string) ([]archive.VaultCopy, error) {
 	var out []archive.VaultCopy
 	if which == "primary" || which == "both" {
-		out = append(out, archive.VaultCopy{Name: "primary", B: ov.target.Primary})
+		out = append(out, archive.VaultCopy{Name: "primary", B: ov.target.Primary()})
 	}
 	if which == "secondary" || which == "both" {
-		if ov.target.Secondary == nil {
+		if ov.target.Secondary() == nil {
 			if which == "secondary" {
 				return nil, usageError{fmt.Errorf("vault %s is LRS: it has no secondary copy", ov.v.Name())}
 			}
 		} else {
-			out = append(out, archive.VaultCopy{Name: "secondary", B: ov.target.Secondary})
+			out = append(out, archive.VaultCopy{Name: "secondary", B: ov.target.Secondary()})
 		}
 	}
 	if out == nil {

@@ -14,19 +14,15 @@ import (
 )
 
 // openedVault is the configured vault ready for offload, prune and
-// restore: the copies throttled as configured, and a read path that falls
-// back to the secondary copy and says so.
+// restore: throttled as configured, reads falling back to the secondary
+// copy and saying so.
 type openedVault struct {
 	v      *storage.Vault
 	target archive.VaultTarget
-	// read is the GRS read path (primary, falling back to the secondary
-	// when it fails or returns bytes that do not match their name), or
-	// the primary for LRS.
+	// read is target's backend: for GRS the replicated backend (reads
+	// fall back to the secondary when the primary fails or returns bytes
+	// that do not match their name), for LRS the primary.
 	read storage.Backend
-	// upload is target without per-copy throttling, and throttle the
-	// schedule offload applies once to all its uploads together.
-	upload   archive.VaultTarget
-	throttle *storage.ThrottleSchedule
 
 	g         *globalOptions // where fallback notes go
 	mu        sync.Mutex
@@ -52,25 +48,20 @@ func openVault(ctx context.Context, g *globalOptions, cfg *config) (*openedVault
 	if err != nil {
 		return nil, err
 	}
-	o := &openedVault{v: v, g: g}
-	wrap := func(b storage.Backend) storage.Backend { return b }
+	o := &openedVault{v: v, g: g, read: v.Primary()}
+	var opts []storage.ReplicatedOption
 	if cfg.Throttle != "" {
 		sched, err := storage.ParseThrottle(cfg.Throttle)
 		if err != nil {
 			v.Close()
 			return nil, fmt.Errorf("throttle in %s: %w", g.configFile, err)
 		}
-		// Reads (restore) go to one copy at a time, each paced here;
-		// offload paces all its uploads with one limit (see upload).
-		wrap = func(b storage.Backend) storage.Backend { return storage.Throttled(b, sched, nil) }
-		o.throttle = &sched
+		// One limit for all vault traffic, both GRS copies together.
+		o.read = storage.Throttled(o.read, sched, nil)
+		opts = append(opts, storage.WithThrottle(sched, nil))
 	}
-	o.target = archive.VaultTarget{Name: v.Name(), Primary: wrap(v.Primary()), Raw: v.Copies()}
-	o.upload = archive.VaultTarget{Name: v.Name(), Primary: v.Primary(), Secondary: v.Secondary(), Raw: v.Copies()}
-	o.read = o.target.Primary
 	if s := v.Secondary(); s != nil {
-		o.target.Secondary = wrap(s)
-		o.read = storage.Replicated(o.target.Primary, o.target.Secondary,
+		o.read = storage.Replicated(v.Primary(), s, append(opts,
 			storage.WithFallbackReport(func(f storage.Fallback) {
 				// One note per run: a restore that falls back does so for
 				// every object, and the first says why.
@@ -80,8 +71,9 @@ func openVault(ctx context.Context, g *globalOptions, cfg *config) (*openedVault
 					fmt.Fprintf(g.stderr, "note: %s\n", f)
 				}
 			}),
-			storage.WithContentHash(objectHashFromName))
+			storage.WithContentHash(objectHashFromName))...)
 	}
+	o.target = archive.VaultTarget{Name: v.Name(), Backend: o.read}
 	return o, nil
 }
 
@@ -108,7 +100,7 @@ func openVaultForRead(ctx context.Context, g *globalOptions, cfg *config) (*open
 			cfg.Vault.Name, err, storage.Redact(cfg.Vault.SecondaryURL))
 	}
 	b := v.Primary() // the secondary account's copy
-	return &openedVault{v: v, target: archive.VaultTarget{Name: v.Name(), Primary: b, Raw: []storage.Backend{b}}, read: b}, nil
+	return &openedVault{v: v, target: archive.VaultTarget{Name: v.Name(), Backend: b}, read: b}, nil
 }
 
 // objectHashFromName returns the SHA-256 an archive object's name says its
