@@ -125,7 +125,7 @@ func TestOffloadSkipsDamagedLocalPoint(t *testing.T) {
 		t.Errorf("plan offloads %v, want %v", plan.Offload, want)
 	}
 	var notes []string
-	res, err := Offload(ctx, s, v, plan, OffloadOptions{Now: func() time.Time { return now }, Log: func(m string) { notes = append(notes, m) }})
+	res, err := Offload(ctx, s, v.target(), plan, OffloadOptions{Now: func() time.Time { return now }, Log: func(m string) { notes = append(notes, m) }})
 	if err != nil {
 		t.Fatalf("Offload: %v", err)
 	}
@@ -165,7 +165,7 @@ func mustLoad(t *testing.T, b storage.Backend, name string) []byte {
 // pack or index object is, since the damaged point may need any of them.
 // Once the point is whole again, the next prune collects what the expired
 // points left behind.
-func testPruneDamagedVaultPoint(t *testing.T, v VaultTarget) {
+func testPruneDamagedVaultPoint(t *testing.T, v testVault) {
 	ctx := context.Background()
 	s, k := offloadStore(t)
 	now := time.Now()
@@ -184,7 +184,7 @@ func testPruneDamagedVaultPoint(t *testing.T, v VaultTarget) {
 
 	// The policy expires all but the newest: the damaged point is not
 	// shown to it, so the two oldest.
-	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: clock})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: clock})
 	if err != nil {
 		t.Fatalf("Prune with a damaged vault point: %v", err)
 	}
@@ -208,7 +208,7 @@ func testPruneDamagedVaultPoint(t *testing.T, v VaultTarget) {
 	for _, b := range v.Copies() {
 		replaceObject(t, b, bad, whole)
 	}
-	res, err = Prune(ctx, s, v, PruneOptions{Select: expireAllBut(2), Now: clock})
+	res, err = Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(2), Now: clock})
 	if err != nil {
 		t.Fatalf("Prune after the repair: %v", err)
 	}
@@ -250,11 +250,11 @@ func TestPruneSkipsDamagedLocalPoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Offload(ctx, s, v, plan, OffloadOptions{Now: func() time.Time { return now }}); err != nil {
+	if _, err := Offload(ctx, s, v.target(), plan, OffloadOptions{Now: func() time.Time { return now }}); err != nil {
 		t.Fatal(err)
 	}
 	truncateObject(t, s.Objects(), PointName(pts[3].id))
-	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatalf("Prune with a damaged local point: %v", err)
 	}

@@ -215,7 +215,7 @@ func TestOffloadGoesOnPastAPointWithALostPack(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: PlanOffload: %v", run, err)
 		}
-		res, err := Offload(ctx, s, v, plan, OffloadOptions{Now: func() time.Time { return now }})
+		res, err := Offload(ctx, s, v.target(), plan, OffloadOptions{Now: func() time.Time { return now }})
 		if err != nil {
 			t.Fatalf("run %d: Offload: %v", run, err)
 		}

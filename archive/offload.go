@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -17,32 +20,46 @@ import (
 	"github.com/tapeless/tapeless/storage"
 )
 
-// VaultTarget is the vault as offload and prune see it: its copies, each
-// rooted at the vault's folder (vaults/NAME/), with the object layout of a
-// store (packs/, index/, points/).
+// VaultTarget is the vault as offload and prune see it, rooted at the
+// vault's folder (vaults/NAME/), with the object layout of a store (packs/,
+// index/, points/).
 type VaultTarget struct {
-	Name      string
-	Primary   storage.Backend
-	Secondary storage.Backend // the GRS copy; nil for LRS
-	// Raw are the copies without throttling or other wrappers that hide
-	// the S3 backend, for the server clock and incomplete uploads; nil
-	// means Copies().
-	Raw []storage.Backend
+	Name string
+	// Backend is the vault: a *storage.ReplicatedBackend for GRS (the
+	// one place that writes, confirms, lists and removes both copies), the
+	// one copy for LRS; throttled as configured.
+	Backend storage.Backend
 }
 
-func (v VaultTarget) raw() []storage.Backend {
-	if v.Raw != nil {
-		return v.Raw
-	}
-	return v.Copies()
+// Replicated returns the GRS backend, or false for LRS.
+func (v VaultTarget) Replicated() (*storage.ReplicatedBackend, bool) {
+	r, ok := v.Backend.(*storage.ReplicatedBackend)
+	return r, ok
 }
 
-// Copies returns the copies the replication setting demands, primary first.
-func (v VaultTarget) Copies() []storage.Backend {
-	if v.Secondary == nil {
-		return []storage.Backend{v.Primary}
+// Primary returns the primary copy.
+func (v VaultTarget) Primary() storage.Backend {
+	if r, ok := v.Replicated(); ok {
+		return r.Primary()
 	}
-	return []storage.Backend{v.Primary, v.Secondary}
+	return v.Backend
+}
+
+// Secondary returns the GRS copy, or nil for LRS.
+func (v VaultTarget) Secondary() storage.Backend {
+	if r, ok := v.Replicated(); ok {
+		return r.Secondary()
+	}
+	return nil
+}
+
+// upkeep calls fn for each server of the vault, primary first (see
+// (*storage.ReplicatedBackend).Upkeep).
+func (v VaultTarget) upkeep(fn func(b storage.Backend, secondary bool) error) error {
+	if r, ok := v.Replicated(); ok {
+		return r.Upkeep(fn)
+	}
+	return fn(v.Backend, false)
 }
 
 // uploadAborter is implemented by backends that can leave incomplete
@@ -262,12 +279,6 @@ type OffloadOptions struct {
 	// another server's live offload into the same vault). Uploads of this
 	// store's own objects are aborted at any age.
 	AbortUploadsOlderThan time.Duration
-	// Throttle limits the bandwidth of the whole offload: one limit for
-	// every upload to every copy together (the uploads are paced where
-	// they leave the store). Nil means unlimited.
-	Throttle *storage.ThrottleSchedule
-	// ThrottleClock is the throttle's clock; nil means the system clock.
-	ThrottleClock storage.Clock
 	// Progress is called about four times a second while data moves.
 	Progress func(OffloadProgress)
 	// Log receives one-line notes (aborted uploads, points done).
@@ -360,143 +371,42 @@ func Offload(ctx context.Context, s *Store, v VaultTarget, plan *OffloadPlan, o 
 		o.Log = func(string) {}
 	}
 	start := o.Now()
-	res := &OffloadResult{}
-	if o.MaxClockSkew > 0 {
-		for i, b := range v.raw() {
-			err := storage.CheckClockSkew(ctx, b, o.Now(), o.MaxClockSkew)
-			var skew *storage.ClockSkewError
-			if err != nil && i > 0 && !errors.As(err, &skew) {
-				// An unreachable secondary is no reason to stop: the
-				// primary proceeds and replication stays pending.
-				o.Log(fmt.Sprintf("could not read the clock of the secondary copy: %v", err))
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("offload: %w", err)
-			}
-		}
+	f := &offloader{s: s, v: v, o: o, res: &OffloadResult{}}
+	if r, ok := v.Replicated(); ok {
+		f.grs = r.With(storage.WithSaveReport(f.saved))
 	}
-	// This store's objects are named by the hash of ciphertext only it
-	// has, and no other process writes it while we hold its lock: an
-	// incomplete upload under one of their names is a leftover of this
-	// store's own killed run, aborted whatever its age. Other uploads may
-	// be another server's live offload into the vault and must be old.
-	// The S3 backend names uploads below its own prefix, which may hold
-	// the vault's folder (vaults/NAME/): match by the last path element,
-	// the 64-digit hash that only this store's objects have.
-	own := map[string]bool{}
-	for _, h := range plan.local {
-		own[path.Base(PointName(h.ID))] = true
-		for _, r := range h.Packs {
-			own[path.Base(PackName(r.Pack))], own[path.Base(IndexName(r.Index))] = true, true
-		}
+	if err := f.checkClocks(ctx); err != nil {
+		return nil, err
 	}
-	cutoff := o.Now().Add(-o.AbortUploadsOlderThan)
-	abandoned := func(name string, started time.Time) bool { return own[path.Base(name)] || started.Before(cutoff) }
-	for i, b := range v.raw() {
-		if a, ok := storage.Innermost(b).(uploadAborter); ok {
-			n, err := a.AbortUploads(ctx, abandoned)
-			if err != nil {
-				if i > 0 {
-					o.Log(fmt.Sprintf("could not abort incomplete uploads at %s: %v", b.Location(), err))
-					continue
-				}
-				return nil, fmt.Errorf("offload: abort incomplete uploads at %s: %w", b.Location(), err)
-			}
-			if n > 0 {
-				o.Log(fmt.Sprintf("aborted %d incomplete uploads left at %s by an earlier run", n, b.Location()))
-			}
-			res.UploadsAborted += n
-		}
+	if err := f.abortUploads(ctx, plan); err != nil {
+		return nil, err
 	}
-
-	off := &offloader{s: s, v: v, o: o, res: res, upload: s.objects}
-	if o.Throttle != nil {
-		off.upload = storage.Throttled(s.objects, *o.Throttle, o.ThrottleClock)
-	}
-	offloads := plan.Offloads()
-	inPlan := map[ID]bool{}
-	for _, h := range offloads {
-		inPlan[h.ID] = true
-	}
-	// Pending points the plan keeps local: catch up their replication.
-	var catchUp []PointHeader
-	for id, e := range plan.catalog {
-		if e.State == StatePending && !inPlan[id] {
-			if h, ok := plan.local[id]; ok {
-				catchUp = append(catchUp, h)
-			}
-		}
-	}
-	sortPoints(catchUp)
-	all := append(catchUp, offloads...)
-	for _, h := range all {
-		objs, err := pointObjects(ctx, s, h)
-		if err != nil {
-			return nil, err
-		}
-		for _, ob := range objs {
-			off.total += ob.size
-		}
-	}
-	off.points = len(all)
-	stop := off.startProgress(start)
-	defer stop()
-
-	for _, h := range all {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		// A point the store cannot produce in full is not offloaded and
-		// never deleted; the others go on (its packs stay: it is local).
-		missing, err := missingLocal(ctx, s, h)
-		if err != nil {
-			return res, err
-		}
-		if len(missing) > 0 {
-			res.Incomplete = append(res.Incomplete, IncompletePoint{Point: h.ID, Missing: missing})
-			o.Log(fmt.Sprintf("point %s is damaged, not offloaded and kept in the store: it needs %s, which the store lacks (see 'tapeless verify')",
-				h.ID.String()[:12], strings.Join(missing, ", ")))
-			if objs, err := pointObjects(ctx, s, h); err == nil {
-				for _, ob := range objs {
-					off.done.Add(ob.size) // counted in total: skipped is done
-				}
-			}
-			off.pointsDone.Add(1)
-			continue
-		}
-		deleteLocal := inPlan[h.ID]
-		if err := off.point(ctx, h, deleteLocal); err != nil {
-			return res, err
-		}
-		off.pointsDone.Add(1)
-	}
-	if err := off.collect(ctx, plan); err != nil {
-		return res, err
-	}
-	cat, err := Catalog(ctx, s)
+	work, inPlan, err := f.schedule(ctx, plan)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	// A run killed between the local delete and its catalogue update
-	// left Local set on a point the store no longer holds: fix the record.
-	for _, e := range cat {
-		if !e.Local || !e.Archived() {
-			continue
+	stop := f.startProgress(start)
+	defer stop()
+	for _, h := range work {
+		if err := ctx.Err(); err != nil {
+			return f.res, err
 		}
-		if _, err := s.objects.Stat(ctx, PointName(e.Point)); errors.Is(err, storage.ErrNotFound) {
-			e.Local = false
-			if err := catalogPut(s, e); err != nil {
-				return res, err
-			}
+		if err := f.offloadPoint(ctx, h, inPlan[h.ID]); err != nil {
+			return f.res, err
 		}
+		f.pointsDone.Add(1)
 	}
-	res.PendingReplication = PendingReplication(cat)
-	if off.secondaryErr != nil {
-		res.SecondaryError = off.secondaryErr.Error()
+	if err := f.collect(ctx, plan); err != nil {
+		return f.res, err
 	}
-	res.Duration = o.Now().Sub(start)
-	return res, nil
+	if err := f.settleCatalog(ctx); err != nil {
+		return f.res, err
+	}
+	if f.secondaryErr != nil {
+		f.res.SecondaryError = f.secondaryErr.Error()
+	}
+	f.res.Duration = o.Now().Sub(start)
+	return f.res, nil
 }
 
 type offloader struct {
@@ -504,9 +414,9 @@ type offloader struct {
 	v   VaultTarget
 	o   OffloadOptions
 	res *OffloadResult
-	// upload is what uploads read from: the store's objects, throttled
-	// when a limit is set.
-	upload storage.Backend
+	// grs is the vault's replicated backend reporting to this run, nil
+	// for LRS.
+	grs *storage.ReplicatedBackend
 
 	mu           sync.Mutex
 	secondaryErr error // first failure of the secondary copy in this run
@@ -515,6 +425,144 @@ type offloader struct {
 	points     int
 	done       atomic.Int64
 	pointsDone atomic.Int64
+}
+
+// checkClocks refuses to run when a copy's clock is too far from ours. An
+// unreachable secondary is no reason to stop: the primary proceeds and
+// replication stays pending.
+func (f *offloader) checkClocks(ctx context.Context) error {
+	if f.o.MaxClockSkew <= 0 {
+		return nil
+	}
+	err := f.v.upkeep(func(b storage.Backend, secondary bool) error {
+		err := storage.CheckClockSkew(ctx, b, f.o.Now(), f.o.MaxClockSkew)
+		var skew *storage.ClockSkewError
+		if err != nil && secondary && !errors.As(err, &skew) {
+			f.o.Log(fmt.Sprintf("could not read the clock of the secondary copy: %v", err))
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("offload: %w", err)
+	}
+	return nil
+}
+
+// abortUploads aborts the incomplete multipart uploads earlier runs left.
+// This store's objects are named by the hash of ciphertext only it has,
+// and no other process writes it while we hold its lock: an incomplete
+// upload under one of their names is a leftover of this store's own killed
+// run, aborted whatever its age. Other uploads may be another server's
+// live offload into the vault and must be old. The S3 backend names
+// uploads below its own prefix, which may hold the vault's folder
+// (vaults/NAME/): match by the last path element, the 64-digit hash that
+// only this store's objects have.
+func (f *offloader) abortUploads(ctx context.Context, plan *OffloadPlan) error {
+	own := map[string]bool{}
+	for _, h := range plan.local {
+		own[path.Base(PointName(h.ID))] = true
+		for _, r := range h.Packs {
+			own[path.Base(PackName(r.Pack))], own[path.Base(IndexName(r.Index))] = true, true
+		}
+	}
+	cutoff := f.o.Now().Add(-f.o.AbortUploadsOlderThan)
+	abandoned := func(name string, started time.Time) bool { return own[path.Base(name)] || started.Before(cutoff) }
+	return f.v.upkeep(func(b storage.Backend, secondary bool) error {
+		a, ok := storage.Innermost(b).(uploadAborter)
+		if !ok {
+			return nil
+		}
+		n, err := a.AbortUploads(ctx, abandoned)
+		if err != nil {
+			if secondary {
+				f.o.Log(fmt.Sprintf("could not abort incomplete uploads at %s: %v", b.Location(), err))
+				return nil
+			}
+			return fmt.Errorf("offload: abort incomplete uploads at %s: %w", b.Location(), err)
+		}
+		if n > 0 {
+			f.o.Log(fmt.Sprintf("aborted %d incomplete uploads left at %s by an earlier run", n, b.Location()))
+		}
+		f.res.UploadsAborted += n
+		return nil
+	})
+}
+
+// schedule returns the points to work on, oldest first: the pending points
+// the plan keeps local (to catch up their replication), then the plan's
+// offloads (inPlan); and it sizes the progress report.
+func (f *offloader) schedule(ctx context.Context, plan *OffloadPlan) (work []PointHeader, inPlan map[ID]bool, err error) {
+	offloads := plan.Offloads()
+	inPlan = map[ID]bool{}
+	for _, h := range offloads {
+		inPlan[h.ID] = true
+	}
+	for id, e := range plan.catalog {
+		if e.State == StatePending && !inPlan[id] {
+			if h, ok := plan.local[id]; ok {
+				work = append(work, h)
+			}
+		}
+	}
+	sortPoints(work)
+	work = append(work, offloads...)
+	for _, h := range work {
+		objs, err := pointObjects(ctx, f.s, h)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, ob := range objs {
+			f.total += ob.size
+		}
+	}
+	f.points = len(work)
+	return work, inPlan, nil
+}
+
+// offloadPoint offloads one point, or catches up its replication; a point
+// the store cannot produce in full is not offloaded and never deleted, and
+// the others go on (its packs stay: it is local).
+func (f *offloader) offloadPoint(ctx context.Context, h PointHeader, deleteLocal bool) error {
+	missing, err := missingLocal(ctx, f.s, h)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 0 {
+		return f.point(ctx, h, deleteLocal)
+	}
+	f.res.Incomplete = append(f.res.Incomplete, IncompletePoint{Point: h.ID, Missing: missing})
+	f.o.Log(fmt.Sprintf("point %s is damaged, not offloaded and kept in the store: it needs %s, which the store lacks (see 'tapeless verify')",
+		h.ID.String()[:12], strings.Join(missing, ", ")))
+	if objs, err := pointObjects(ctx, f.s, h); err == nil {
+		for _, ob := range objs {
+			f.done.Add(ob.size) // counted in total: skipped is done
+		}
+	}
+	return nil
+}
+
+// settleCatalog fixes the record of a run killed between the local delete
+// and its catalogue update (Local set on a point the store no longer
+// holds) and sums the pending replication.
+func (f *offloader) settleCatalog(ctx context.Context) error {
+	cat, err := Catalog(ctx, f.s)
+	if err != nil {
+		return err
+	}
+	for _, e := range cat {
+		if !e.Local || !e.Archived() {
+			continue
+		}
+		if _, err := f.s.objects.Stat(ctx, PointName(e.Point)); errors.Is(err, storage.ErrNotFound) {
+			e.Local = false
+			if err := catalogPut(f.s, e); err != nil {
+				return err
+			}
+		}
+	}
+	f.res.PendingReplication = PendingReplication(cat)
+	return nil
 }
 
 func (f *offloader) startProgress(start time.Time) func() {
@@ -557,75 +605,54 @@ func (f *offloader) secondaryFailed(err error) {
 	}
 }
 
-// point offloads one point (or catches up its replication).
-func (f *offloader) point(ctx context.Context, h PointHeader, deleteLocal bool) error {
-	e, ok, err := catalogGet(f.s, h.ID)
-	if err != nil {
-		return err
-	}
-	if !ok || !e.Archived() {
-		e = CatalogEntry{Point: h.ID, Source: h.Source, Time: h.Time, Bytes: h.Bytes, State: StateUploading, Local: true}
-	}
-	e.Vault, e.Local = f.v.Name, true
-	objs, err := pointObjects(ctx, f.s, h)
-	if err != nil {
-		return err
-	}
-	e.Stored = 0
-	for _, ob := range objs {
-		e.Stored += ob.size
-	}
-	if err := catalogPut(f.s, e); err != nil {
-		return err
-	}
-	crashPoint(crashUploading)
+// pendingSet is the objects of one point not yet on the secondary copy.
+type pendingSet struct {
+	mu  sync.Mutex
+	m   map[string]PendingObject
+	now func() time.Time
+}
 
-	// Packs and index objects in parallel, the point object after all.
+func newPendingSet(e CatalogEntry, now func() time.Time) *pendingSet {
+	p := &pendingSet{m: map[string]PendingObject{}, now: now}
+	for _, o := range e.Pending {
+		p.m[o.Name] = o
+	}
+	return p
+}
+
+// mark records whether ob is pending; an object pending since an earlier
+// run keeps its first date.
+func (p *pendingSet) mark(ob object, pending bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !pending {
+		delete(p.m, ob.name)
+	} else if _, ok := p.m[ob.name]; !ok {
+		p.m[ob.name] = PendingObject{Name: ob.name, Size: ob.size, Since: p.now().UTC()}
+	}
+}
+
+// sorted returns the pending objects by name.
+func (p *pendingSet) sorted() []PendingObject {
+	out := make([]PendingObject, 0, len(p.m))
+	for _, o := range p.m {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// point offloads one point (or catches up its replication): the packs and
+// index objects first, the point object last, and only when every object
+// is confirmed on every copy the local delete.
+func (f *offloader) point(ctx context.Context, h PointHeader, deleteLocal bool) error {
+	e, objs, err := f.begin(ctx, h)
+	if err != nil {
+		return err
+	}
 	body, last := objs[:len(objs)-1], objs[len(objs)-1]
-	pending := map[string]PendingObject{}
-	for _, p := range e.Pending {
-		pending[p.Name] = p
-	}
-	var pmu sync.Mutex
-	markPending := func(ob object, pend bool) {
-		pmu.Lock()
-		defer pmu.Unlock()
-		if !pend {
-			delete(pending, ob.name)
-		} else if _, ok := pending[ob.name]; !ok {
-			pending[ob.name] = PendingObject{Name: ob.name, Size: ob.size, Since: f.o.Now().UTC()}
-		}
-	}
-	jobs := make(chan object)
-	errs := make([]error, f.o.Workers)
-	ctx2, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for w := range f.o.Workers {
-		wg.Go(func() {
-			for ob := range jobs {
-				if errs[w] != nil {
-					continue
-				}
-				pend, err := f.place(ctx2, ob)
-				if err != nil {
-					errs[w] = err
-					cancel()
-					continue
-				}
-				markPending(ob, pend)
-			}
-		})
-	}
-	for _, ob := range body {
-		if ctx2.Err() != nil {
-			break
-		}
-		jobs <- ob
-	}
-	close(jobs)
-	wg.Wait()
-	cancel()
-	if err := errors.Join(errs...); err != nil {
+	pending := newPendingSet(e, f.o.Now)
+	if err := f.placeAll(ctx, body, pending); err != nil {
 		return fmt.Errorf("offload point %s: %w", h.ID, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -634,45 +661,109 @@ func (f *offloader) point(ctx context.Context, h PointHeader, deleteLocal bool) 
 	// The point object: on the primary once everything it needs is there;
 	// on the secondary only once the secondary has everything too, so no
 	// copy ever shows a point it cannot restore.
-	var pend bool
-	delete(pending, last.name)
-	if len(pending) == 0 {
-		pend, err = f.place(ctx, last)
-	} else {
-		pend, err = true, f.placeOn(ctx, f.v.Primary, last)
-		crashPoint(crashPointPrimary)
-	}
+	pending.mark(last, false)
+	primaryOnly := len(pending.m) > 0
+	pend, err := f.place(ctx, last, primaryOnly)
 	if err != nil {
 		return fmt.Errorf("offload point %s: %w", h.ID, err)
 	}
-	markPending(last, pend)
-
-	if len(pending) > 0 {
-		e.State = StatePending
-		e.Pending = e.Pending[:0]
-		for _, p := range pending {
-			e.Pending = append(e.Pending, p)
-		}
-		sort.Slice(e.Pending, func(i, j int) bool { return e.Pending[i].Name < e.Pending[j].Name })
-		if err := catalogPut(f.s, e); err != nil {
-			return err
-		}
-		f.res.Pending = append(f.res.Pending, h.ID)
-		f.o.Log(fmt.Sprintf("point %s archived, replication pending (%d objects); the local copy is kept", h.ID.String()[:12], len(e.Pending)))
-		return nil
+	if primaryOnly {
+		crashPoint(crashPointPrimary)
 	}
+	pending.mark(last, pend)
+	if len(pending.m) > 0 {
+		return f.keepPending(h, e, pending.sorted())
+	}
+	return f.archived(ctx, h, e, deleteLocal)
+}
+
+// begin records the point as uploading (unless it is archived already)
+// and returns its entry and objects in upload order.
+func (f *offloader) begin(ctx context.Context, h PointHeader) (CatalogEntry, []object, error) {
+	e, ok, err := catalogGet(f.s, h.ID)
+	if err != nil {
+		return e, nil, err
+	}
+	if !ok || !e.Archived() {
+		e = CatalogEntry{Point: h.ID, Source: h.Source, Time: h.Time, Bytes: h.Bytes, State: StateUploading, Local: true}
+	}
+	e.Vault, e.Local = f.v.Name, true
+	objs, err := pointObjects(ctx, f.s, h)
+	if err != nil {
+		return e, nil, err
+	}
+	e.Stored = 0
+	for _, ob := range objs {
+		e.Stored += ob.size
+	}
+	if err := catalogPut(f.s, e); err != nil {
+		return e, nil, err
+	}
+	crashPoint(crashUploading)
+	return e, objs, nil
+}
+
+// placeAll places objs with o.Workers uploads at once and marks each
+// pending or not; the first error stops the rest.
+func (f *offloader) placeAll(ctx context.Context, objs []object, pending *pendingSet) error {
+	jobs := make(chan object)
+	errs := make([]error, f.o.Workers)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range f.o.Workers {
+		wg.Go(func() {
+			for ob := range jobs {
+				if errs[w] != nil {
+					continue
+				}
+				pend, err := f.place(ctx, ob, false)
+				if err != nil {
+					errs[w] = err
+					cancel()
+					continue
+				}
+				pending.mark(ob, pend)
+			}
+		})
+	}
+	for _, ob := range objs {
+		if ctx.Err() != nil {
+			break
+		}
+		jobs <- ob
+	}
+	close(jobs)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// keepPending records a point archived with its replication pending; its
+// local copy is kept.
+func (f *offloader) keepPending(h PointHeader, e CatalogEntry, pending []PendingObject) error {
+	e.State, e.Pending = StatePending, pending
+	if err := catalogPut(f.s, e); err != nil {
+		return err
+	}
+	f.res.Pending = append(f.res.Pending, h.ID)
+	f.o.Log(fmt.Sprintf("point %s archived, replication pending (%d objects); the local copy is kept", h.ID.String()[:12], len(e.Pending)))
+	return nil
+}
+
+// archived records a point confirmed on every copy and, when the plan
+// offloads it, deletes it locally.
+func (f *offloader) archived(ctx context.Context, h PointHeader, e CatalogEntry, deleteLocal bool) error {
 	wasPending := e.State == StatePending
 	e.State, e.Pending = StateArchived, nil
 	if err := catalogPut(f.s, e); err != nil {
 		return err
 	}
 	crashPoint(crashArchived)
-	if wasPending && !deleteLocal {
-		f.res.CaughtUp = append(f.res.CaughtUp, h.ID)
-		return nil
-	}
 	if wasPending {
 		f.res.CaughtUp = append(f.res.CaughtUp, h.ID)
+	}
+	if !deleteLocal {
+		return nil
 	}
 	// Every object is confirmed on every copy: only now may the local
 	// copy go (safety invariant 1), and not while a restore reads it.
@@ -699,108 +790,162 @@ func (f *offloader) point(ctx context.Context, h PointHeader, deleteLocal bool) 
 	return nil
 }
 
-// place puts ob on every copy; pending is true when the secondary copy
-// could not be written (the primary is always required).
-func (f *offloader) place(ctx context.Context, ob object) (pending bool, err error) {
-	if err := f.placeOn(ctx, f.v.Primary, ob); err != nil {
+// place puts ob in the vault from the store, each copy confirmed by size
+// and checksum read back from it: for GRS through the replicated backend,
+// on the primary only when primaryOnly or the secondary already failed in
+// this run (pending is then true, as when the secondary fails now); for LRS
+// on the one copy. The primary is always required.
+func (f *offloader) place(ctx context.Context, ob object, primaryOnly bool) (pending bool, err error) {
+	src, crc, err := f.openLocal(ctx, ob)
+	if err != nil {
 		return false, err
 	}
-	if f.v.Secondary == nil {
-		f.done.Add(ob.size)
-		crashPoint(crashCopyBoth)
-		return false, nil
-	}
-	crashPoint(crashCopyPrimary)
-	if f.secondaryDown() {
-		f.done.Add(ob.size)
-		return true, nil
-	}
-	if err := f.placeOn(ctx, f.v.Secondary, ob); err != nil {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
+	defer src.Close()
+	switch {
+	case f.grs == nil:
+		err = f.placeSingle(ctx, ob, src, crc)
+	case primaryOnly || f.secondaryDown():
+		pending, err = true, f.grs.SavePrimary(ctx, ob.name, src, ob.size)
+	default:
+		err = f.grs.Save(ctx, ob.name, src, ob.size)
+		if errors.Is(err, storage.ErrReplicationPending) && ctx.Err() == nil && !errors.Is(err, storage.ErrCorrupt) {
+			// An outage of the secondary, not a different object there
+			// (that needs an operator; never archive over it).
+			f.secondaryFailed(err)
+			pending, err = true, nil
 		}
-		if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrCorrupt) {
-			// Not an outage: the copy holds a different object. An
-			// operator must look; never archive over it.
-			return false, err
+	}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return false, cerr
 		}
-		f.secondaryFailed(err)
-		f.done.Add(ob.size)
-		return true, nil
+		return false, fmt.Errorf("upload %s to %s: %w", ob.name, f.v.Backend.Location(), err)
+	}
+	if err := f.readBack(ctx, ob, pending); err != nil {
+		return false, err
 	}
 	f.done.Add(ob.size)
-	crashPoint(crashCopyBoth)
-	return false, nil
+	if !pending {
+		crashPoint(crashCopyBoth)
+	}
+	return pending, nil
 }
 
-// placeOn makes sure b holds ob, confirmed by size and checksum read back
-// from b: an object already there is confirmed and skipped, a missing one
-// is uploaded from the store and confirmed.
-func (f *offloader) placeOn(ctx context.Context, b storage.Backend, ob object) error {
-	id, err := idFromName(ob.name)
-	if err != nil {
-		return fmt.Errorf("%s: %w", ob.name, err)
-	}
-	// Read the local object once: its SHA-256 must match its name (never
-	// upload a damaged local object) and its checksum is what each copy
-	// must confirm.
-	var crc string
-	err = f.s.objects.Load(ctx, ob.name, 0, -1, func(r io.Reader) error {
-		h := sha256.New()
-		c := storage.NewChecksum()
-		n, err := io.Copy(io.MultiWriter(h, c), r)
-		if err != nil {
-			return err
-		}
-		if n != ob.size {
-			return fmt.Errorf("local object is %d bytes, the point recorded %d", n, ob.size)
-		}
-		if ID(h.Sum(nil)) != id {
-			return fmt.Errorf("%w: local object does not match its name", ErrAuthentication)
-		}
-		crc = storage.FormatChecksum(c.Sum(nil))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read local %s: %w", ob.name, err)
-	}
-	err = storage.Confirm(ctx, b, ob.name, ob.size, crc)
+// placeSingle makes sure the LRS copy holds ob: an object already there is
+// confirmed and skipped, a missing one is uploaded and confirmed.
+func (f *offloader) placeSingle(ctx context.Context, ob object, src io.Reader, crc string) error {
+	b := f.v.Backend
+	err := storage.Confirm(ctx, b, ob.name, ob.size, crc)
 	if err == nil {
-		f.mu.Lock()
-		f.res.ObjectsPresent++
-		f.mu.Unlock()
+		f.saved(storage.SaveReport{Name: ob.name, Size: ob.size})
 		return nil
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
-	var saved storage.Saved
-	err = f.upload.Load(ctx, ob.name, 0, -1, func(r io.Reader) error {
-		var err error
-		saved, err = storage.SaveConfirmed(ctx, b, ob.name, &crashReader{r: r}, ob.size)
-		return err
-	})
+	saved, err := storage.SaveConfirmed(ctx, b, ob.name, src, ob.size)
 	if err != nil {
-		return fmt.Errorf("upload %s to %s: %w", ob.name, b.Location(), err)
+		return err
 	}
 	if saved.Checksum != crc {
-		return fmt.Errorf("upload %s to %s: %w: checksum %s, the local object has %s", ob.name, b.Location(), storage.ErrCorrupt, saved.Checksum, crc)
+		return fmt.Errorf("%w: checksum %s, the local object has %s", storage.ErrCorrupt, saved.Checksum, crc)
 	}
-	if f.o.ReadBack {
-		if err := storage.ConfirmSHA256(ctx, b, ob.name, ob.size, id); err != nil {
-			return err
-		}
-	}
+	f.saved(storage.SaveReport{Name: ob.name, Size: ob.size, Written: !saved.Existed})
+	return nil
+}
+
+// saved counts what a Save did on one copy and marks the step between the
+// copies for crash tests.
+func (f *offloader) saved(r storage.SaveReport) {
 	f.mu.Lock()
-	if !saved.Existed {
+	if r.Written {
 		f.res.ObjectsUploaded++
-		f.res.BytesUploaded += ob.size
+		f.res.BytesUploaded += r.Size
 	} else {
 		f.res.ObjectsPresent++
 	}
 	f.mu.Unlock()
-	return nil
+	if f.grs != nil && !r.Secondary {
+		crashPoint(crashCopyPrimary)
+	}
 }
+
+// readBack, with o.ReadBack, reads ob back from each copy that holds it
+// now and checks its SHA-256 against its name.
+func (f *offloader) readBack(ctx context.Context, ob object, pending bool) error {
+	if !f.o.ReadBack {
+		return nil
+	}
+	id, err := idFromName(ob.name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ob.name, err)
+	}
+	switch {
+	case f.grs == nil:
+		return storage.ConfirmSHA256(ctx, f.v.Backend, ob.name, ob.size, id)
+	case pending:
+		return storage.ConfirmSHA256(ctx, f.grs.Primary(), ob.name, ob.size, id)
+	default:
+		return f.grs.ConfirmSHA256(ctx, ob.name, ob.size, id)
+	}
+}
+
+// openLocal opens the store's copy of ob for an upload, after reading it
+// once: its SHA-256 must match its name (a damaged local object is never
+// uploaded) and its checksum is what each copy must confirm. The source
+// can be rewound, so the secondary copy is written from it too.
+func (f *offloader) openLocal(ctx context.Context, ob object) (*localObject, string, error) {
+	id, err := idFromName(ob.name)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", ob.name, err)
+	}
+	fh, err := os.Open(filepath.Join(f.s.dir, storeObjectsDir, filepath.FromSlash(ob.name)))
+	if errors.Is(err, fs.ErrNotExist) {
+		err = storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read local %s: %w", ob.name, err)
+	}
+	h := sha256.New()
+	c := storage.NewChecksum()
+	n, err := io.Copy(io.MultiWriter(h, c), fh)
+	switch {
+	case err != nil:
+	case n != ob.size:
+		err = fmt.Errorf("local object is %d bytes, the point recorded %d", n, ob.size)
+	case ID(h.Sum(nil)) != id:
+		err = fmt.Errorf("%w: local object does not match its name", ErrAuthentication)
+	default:
+		_, err = fh.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		fh.Close()
+		return nil, "", fmt.Errorf("read local %s: %w", ob.name, err)
+	}
+	return &localObject{ctx: ctx, f: fh}, storage.FormatChecksum(c.Sum(nil)), nil
+}
+
+// localObject is the source of an upload: a store object that can be
+// rewound, honouring ctx, and passing a crash point on every read so a
+// test can kill the process in the middle of a transfer.
+type localObject struct {
+	ctx context.Context
+	f   *os.File
+}
+
+func (l *localObject) Read(p []byte) (int, error) {
+	crashPoint(crashUploadRead)
+	if err := l.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return l.f.Read(p)
+}
+
+func (l *localObject) Seek(offset int64, whence int) (int64, error) {
+	return l.f.Seek(offset, whence)
+}
+
+func (l *localObject) Close() error { return l.f.Close() }
 
 // cleanupDeferred records that a restore reading the store made this run
 // keep local objects it would have deleted.
@@ -864,13 +1009,4 @@ func (f *offloader) collect(ctx context.Context, plan *OffloadPlan) error {
 		crashPoint(crashGCPack)
 	}
 	return nil
-}
-
-// crashReader passes a crash point on every read of an upload's source, so
-// a test can kill the process in the middle of a transfer.
-type crashReader struct{ r io.Reader }
-
-func (c *crashReader) Read(p []byte) (int, error) {
-	crashPoint(crashUploadRead)
-	return c.r.Read(p)
 }

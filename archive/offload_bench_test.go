@@ -64,7 +64,7 @@ func BenchmarkOffloadMinIO(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				v := VaultTarget{Name: "bench", Primary: p}
+				v := testVault{Name: "bench", Primary: p}
 				if mode == "GRS" {
 					su, _ := storagetest.MinIO(b, "secondary")
 					if v.Secondary, err = storage.Open(context.Background(), su, o); err != nil {
@@ -76,7 +76,7 @@ func BenchmarkOffloadMinIO(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				res, err := Offload(context.Background(), s, v, plan, OffloadOptions{})
+				res, err := Offload(context.Background(), s, v.target(), plan, OffloadOptions{})
 				if err != nil || len(res.Archived) != 1 {
 					b.Fatalf("Offload: %v, %d archived", err, len(res.Archived))
 				}

@@ -26,7 +26,7 @@ type StagedVault struct {
 	mu         sync.Mutex
 	inflight   map[string]*sync.Mutex
 	staged     int64        // bytes downloaded
-	failedCopy map[int]bool // copies of a Multi remote whose Stat failed
+	failedCopy map[int]bool // copies of a GRS remote whose Stat failed (0 primary, 1 secondary)
 }
 
 var _ storage.Backend = (*StagedVault)(nil)
@@ -74,45 +74,45 @@ func (s *StagedVault) Remove(context.Context, string) error {
 }
 
 // Stat reports a staged object as staged. Otherwise it asks the remote;
-// when the remote has several copies (GRS) that disagree on the object's
-// size, one of them is damaged, so the object is staged (checked against
-// its name, falling back to the other copy) and the staged size is the
-// answer: a truncated primary must not fail a restore the secondary can
-// serve.
+// when the remote is GRS and its copies disagree on the object's size, one
+// of them is damaged, so the object is staged (checked against its name,
+// falling back to the other copy) and the staged size is the answer: a
+// truncated primary must not fail a restore the secondary can serve.
 func (s *StagedVault) Stat(ctx context.Context, name string) (storage.Info, error) {
 	if info, err := s.local.Stat(ctx, name); err == nil {
 		return info, nil
 	}
 	info, err := s.remote.Stat(ctx, name)
-	m, multi := s.remote.(storage.Multi)
-	if err != nil || !multi {
+	r, grs := s.remote.(*storage.ReplicatedBackend)
+	if err != nil || !grs {
 		return info, err
 	}
-	for i, c := range m.Copies() {
-		s.mu.Lock()
-		skip := s.failedCopy[i]
-		s.mu.Unlock()
-		if skip {
-			continue
-		}
-		ci, cerr := c.Stat(ctx, name)
-		if cerr != nil && !errors.Is(cerr, storage.ErrNotFound) && ctx.Err() == nil {
-			// An unreachable copy is the remote's business; ask it no
-			// more, so a copy that times out costs one timeout, not one
-			// per object.
-			s.mu.Lock()
-			s.failedCopy[i] = true
-			s.mu.Unlock()
-		}
-		if cerr != nil || ci.Size == info.Size {
-			continue
-		}
+	if !s.sameSize(ctx, 0, r.Primary(), name, info.Size) || !s.sameSize(ctx, 1, r.Secondary(), name, info.Size) {
 		if err := s.stage(ctx, name); err != nil {
 			return storage.Info{}, err
 		}
 		return s.local.Stat(ctx, name)
 	}
 	return info, nil
+}
+
+// sameSize reports whether copy number i (c) holds name with size bytes,
+// or cannot say. An unreachable copy is the remote's business; it is asked
+// no more, so a copy that times out costs one timeout, not one per object.
+func (s *StagedVault) sameSize(ctx context.Context, i int, c storage.Backend, name string, size int64) bool {
+	s.mu.Lock()
+	skip := s.failedCopy[i]
+	s.mu.Unlock()
+	if skip {
+		return true
+	}
+	ci, err := c.Stat(ctx, name)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) && ctx.Err() == nil {
+		s.mu.Lock()
+		s.failedCopy[i] = true
+		s.mu.Unlock()
+	}
+	return err != nil || ci.Size == size
 }
 
 // List lists the remote.

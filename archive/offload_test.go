@@ -128,8 +128,32 @@ func backupSeries(t *testing.T, s *Store, n int, now time.Time) []backedUp {
 	return out
 }
 
+// testVault is a vault under test: its copies, which tests reach and
+// fault on their own, and the target Offload and Prune are given.
+type testVault struct {
+	Name               string
+	Primary, Secondary storage.Backend // Secondary is nil for LRS
+}
+
+// target is the vault as the CLI assembles it: the replicated backend over
+// both copies for GRS, the one copy for LRS.
+func (v testVault) target(opts ...storage.ReplicatedOption) VaultTarget {
+	if v.Secondary == nil {
+		return VaultTarget{Name: v.Name, Backend: v.Primary}
+	}
+	return VaultTarget{Name: v.Name, Backend: storage.Replicated(v.Primary, v.Secondary, opts...)}
+}
+
+// Copies returns the copies, primary first.
+func (v testVault) Copies() []storage.Backend {
+	if v.Secondary == nil {
+		return []storage.Backend{v.Primary}
+	}
+	return []storage.Backend{v.Primary, v.Secondary}
+}
+
 // fileVault returns a GRS target over two file:// folders.
-func fileVault(t *testing.T) (VaultTarget, [2]*storagetest.Fault) {
+func fileVault(t *testing.T) (testVault, [2]*storagetest.Fault) {
 	t.Helper()
 	var f [2]*storagetest.Fault
 	for i := range f {
@@ -139,11 +163,11 @@ func fileVault(t *testing.T) (VaultTarget, [2]*storagetest.Fault) {
 		}
 		f[i] = storagetest.NewFault(b)
 	}
-	return VaultTarget{Name: "test", Primary: f[0], Secondary: f[1]}, f
+	return testVault{Name: "test", Primary: f[0], Secondary: f[1]}, f
 }
 
 // minioVault returns a GRS target over both test MinIO servers.
-func minioVault(t *testing.T) VaultTarget {
+func minioVault(t *testing.T) testVault {
 	t.Helper()
 	var bs [2]storage.Backend
 	for i, which := range []string{"primary", "secondary"} {
@@ -155,7 +179,7 @@ func minioVault(t *testing.T) VaultTarget {
 		t.Cleanup(func() { b.Close() })
 		bs[i] = b
 	}
-	return VaultTarget{Name: "test", Primary: bs[0], Secondary: bs[1]}
+	return testVault{Name: "test", Primary: bs[0], Secondary: bs[1]}
 }
 
 // offloadAllBut selects every local point but the keep newest of each
@@ -193,7 +217,13 @@ func allBut(pts []PointStatus, keep int, match func(PointStatus) bool) []ID {
 	return out
 }
 
-func offloadAll(t *testing.T, s *Store, v VaultTarget, now time.Time, o OffloadOptions) *OffloadResult {
+func offloadAll(t *testing.T, s *Store, v testVault, now time.Time, o OffloadOptions) *OffloadResult {
+	t.Helper()
+	return offloadTo(t, s, v.target(), now, o)
+}
+
+// offloadTo is offloadAll into a target of the test's making.
+func offloadTo(t *testing.T, s *Store, v VaultTarget, now time.Time, o OffloadOptions) *OffloadResult {
 	t.Helper()
 	plan, err := PlanOffload(context.Background(), s, offloadAllBut(0))
 	if err != nil {
@@ -276,7 +306,7 @@ func localPointIDs(t *testing.T, s *Store) []ID {
 	return out
 }
 
-func testOffloadRoundTrip(t *testing.T, v VaultTarget) {
+func testOffloadRoundTrip(t *testing.T, v testVault) {
 	s, k := offloadStore(t)
 	now := time.Now()
 	pts := backupSeries(t, s, 3, now)
@@ -339,7 +369,7 @@ func TestOffloadKeepsYoungAndSharedPacks(t *testing.T) {
 	if got := len(plan.Offloads()); got != 2 {
 		t.Fatalf("plan offloads %d points, want 2", got)
 	}
-	if _, err := Offload(context.Background(), s, v, plan, OffloadOptions{}); err != nil {
+	if _, err := Offload(context.Background(), s, v.target(), plan, OffloadOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if ids := localPointIDs(t, s); len(ids) != 1 || ids[0] != pts[2].id {
@@ -358,7 +388,7 @@ func TestOffloadKeepsYoungAndSharedPacks(t *testing.T) {
 	}
 }
 
-func testSecondaryDown(t *testing.T, v VaultTarget, down, up func()) {
+func testSecondaryDown(t *testing.T, v testVault, down, up func()) {
 	s, k := offloadStore(t)
 	now := time.Now()
 	pts := backupSeries(t, s, 2, now)
@@ -499,7 +529,7 @@ func TestOffloadRefusesClockSkew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Offload(context.Background(), s, v, plan, OffloadOptions{})
+	_, err = Offload(context.Background(), s, v.target(), plan, OffloadOptions{})
 	var ce *storage.ClockSkewError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "7m") {
 		t.Fatalf("Offload with a 7-minute skew: %v, want a ClockSkewError naming 7m", err)
@@ -512,7 +542,7 @@ func TestOffloadRefusesClockSkew(t *testing.T) {
 	if len(objs) != 0 {
 		t.Errorf("a refused offload wrote %v", objs)
 	}
-	_, err = Prune(context.Background(), s, v, PruneOptions{Select: expireAllBut(1)})
+	_, err = Prune(context.Background(), s, v.target(), PruneOptions{Select: expireAllBut(1)})
 	if !errors.Is(err, storage.ErrClockSkew) {
 		t.Errorf("Prune with a 7-minute skew: %v, want ErrClockSkew", err)
 	}
@@ -657,7 +687,7 @@ func TestOffloadRefusesDamagedLocalObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Offload(context.Background(), s, v, plan, OffloadOptions{})
+	_, err = Offload(context.Background(), s, v.target(), plan, OffloadOptions{})
 	if !errors.Is(err, ErrAuthentication) || !strings.Contains(err.Error(), pack) {
 		t.Fatalf("Offload of a damaged pack: %v, want ErrAuthentication naming %s", err, pack)
 	}
@@ -708,7 +738,8 @@ func TestOffloadThrottleCoversBothCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := &virtualClock{now: now}
-	res := offloadAll(t, s, v, now, OffloadOptions{Throttle: &sched, ThrottleClock: clock})
+	// The throttle paces the vault's copies together, as the CLI sets it.
+	res := offloadTo(t, s, v.target(storage.WithThrottle(sched, clock)), now, OffloadOptions{})
 	if res.BytesUploaded == 0 {
 		t.Fatal("nothing uploaded")
 	}
@@ -743,7 +774,7 @@ func TestOffloadCollectsNothingFromAShortLocalListing(t *testing.T) {
 	}
 	packsBefore, _ := s.Packs(context.Background())
 	var notes []string
-	res, err := Offload(context.Background(), s, v, plan, OffloadOptions{Log: func(m string) { notes = append(notes, m) }})
+	res, err := Offload(context.Background(), s, v.target(), plan, OffloadOptions{Log: func(m string) { notes = append(notes, m) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -786,7 +817,7 @@ func TestOffloadNeverOverwritesADifferentObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Offload(ctx, s, v, plan, OffloadOptions{Now: func() time.Time { return now }})
+	_, err = Offload(ctx, s, v.target(), plan, OffloadOptions{Now: func() time.Time { return now }})
 	if !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), name) {
 		t.Fatalf("Offload over a different object: %v, want ErrCorrupt naming %s", err, name)
 	}

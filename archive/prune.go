@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -77,53 +78,92 @@ type PruneResult struct {
 	Duration  time.Duration `json:"duration_ns"`
 }
 
-// vaultListing is the complete listing of every copy.
-type vaultListing struct {
-	copies []map[string]storage.Info // per copy, by name
+// vaultListing is the complete listing of the vault: what each copy holds,
+// by name.
+type vaultListing map[string]storage.Presence
+
+// listVault lists the points, packs and index objects of every copy: for
+// GRS both copies in full (a listing that failed part-way must never look
+// like missing objects), for LRS the one copy.
+func listVault(ctx context.Context, v VaultTarget) (vaultListing, error) {
+	l := vaultListing{}
+	for _, prefix := range []string{PointsPrefix, PacksPrefix, IndexPrefix} {
+		var err error
+		if r, ok := v.Replicated(); ok {
+			err = r.ListBoth(ctx, prefix, func(p storage.Presence) error {
+				l[p.Name] = p
+				return nil
+			})
+		} else {
+			err = v.Backend.List(ctx, prefix, func(i storage.Info) error {
+				l[i.Name] = storage.Presence{Name: i.Name, Primary: &i}
+				return nil
+			})
+			if err != nil {
+				err = fmt.Errorf("list %q at %s: %w", prefix, v.Backend.Location(), err)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
 }
 
-func (l vaultListing) union(prefix string) []string {
-	seen := map[string]bool{}
+// names returns the listed names under prefix, sorted.
+func (l vaultListing) names(prefix string) []string {
 	var out []string
-	for _, m := range l.copies {
-		for n := range m {
-			if strings.HasPrefix(n, prefix) && !seen[n] {
-				seen[n] = true
-				out = append(out, n)
-			}
+	for n := range l {
+		if strings.HasPrefix(n, prefix) {
+			out = append(out, n)
 		}
 	}
 	sort.Strings(out)
 	return out
 }
 
-func listCopies(ctx context.Context, v VaultTarget) (vaultListing, error) {
-	var l vaultListing
-	for _, b := range v.Copies() {
-		m := map[string]storage.Info{}
-		for _, prefix := range []string{PointsPrefix, PacksPrefix, IndexPrefix} {
-			err := b.List(ctx, prefix, func(i storage.Info) error {
-				m[i.Name] = i
-				return nil
-			})
-			if err != nil {
-				// A listing that failed part-way must never look like
-				// missing objects.
-				return l, fmt.Errorf("list %s at %s: %w", prefix, b.Location(), err)
-			}
-		}
-		l.copies = append(l.copies, m)
+// size is the size the first copy listing name gives.
+func (l vaultListing) size(name string) int64 {
+	p := l[name]
+	switch {
+	case p.Primary != nil:
+		return p.Primary.Size
+	case p.Secondary != nil:
+		return p.Secondary.Size
 	}
-	return l, nil
+	return 0
+}
+
+// newest is the latest write time of name on any copy.
+func (l vaultListing) newest(name string) time.Time {
+	var t time.Time
+	p := l[name]
+	for _, i := range []*storage.Info{p.Primary, p.Secondary} {
+		if i != nil && i.ModTime.After(t) {
+			t = i.ModTime
+		}
+	}
+	return t
+}
+
+// lockedUntil estimates when object lock releases name: its write time
+// plus the vault's immutable days.
+func (l vaultListing) lockedUntil(name string, days int, now time.Time) (time.Time, bool) {
+	if days <= 0 {
+		return time.Time{}, false
+	}
+	until := l.newest(name).Add(time.Duration(days) * 24 * time.Hour)
+	return until, until.After(now)
 }
 
 // Prune expires the vault points of this store's key that o.Select picks
-// (the caller applies the long-term policy there), and removes the vault objects no remaining point
-// (of any server) needs, under the vault lock "prune". It refuses to delete
-// anything when the vault listing lacks a point the local catalogue says
-// is archived, and when the clocks disagree. Objects under object lock are
-// reported as waiting and left. A killed prune is completed by the next
-// one (its decisions are journaled in the store first).
+// (the caller applies the long-term policy there), and removes the vault
+// objects no remaining point (of any server) needs, under the vault lock
+// "prune". It refuses to delete anything when the vault listing lacks a
+// point the local catalogue says is archived, and when the clocks
+// disagree. Objects under object lock are reported as waiting and left. A
+// killed prune is completed by the next one (its decisions are journaled
+// in the store first).
 func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*PruneResult, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -137,255 +177,400 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	if o.Log == nil {
 		o.Log = func(string) {}
 	}
-	start := o.Now()
-	res := &PruneResult{DryRun: o.DryRun, Waiting: []WaitingObject{}, Damaged: []DamagedPoint{}}
-	// holdLock keeps the vault lock ours through a long prune: it renews
-	// the lock every quarter of its TTL, so no other prune ever takes it
-	// for stale, and stops prune when it was lost (broken meanwhile).
-	holdLock := func(bool) error { return nil }
+	p := &pruner{s: s, v: v, o: o, start: o.Now(), holdLock: func(bool) error { return nil },
+		res: &PruneResult{DryRun: o.DryRun, Waiting: []WaitingObject{}, Damaged: []DamagedPoint{}}}
 	if !o.DryRun {
-		if o.MaxClockSkew > 0 {
-			for _, b := range v.raw() {
-				if err := storage.CheckClockSkew(ctx, b, o.Now(), o.MaxClockSkew); err != nil {
-					return nil, fmt.Errorf("prune: %w", err)
-				}
-			}
-		}
-		lock, err := storage.AcquireLock(ctx, v.Primary, "prune", "prune", PruneLockTTL, o.Now())
-		if errors.Is(err, storage.ErrLockHeld) {
-			// A prune killed on this host leaves its lock behind; its
-			// process is gone, so the lock is released at once instead
-			// of after the TTL.
-			if dead, rerr := storage.ReleaseDeadLock(ctx, v.Primary, "prune"); rerr == nil && dead != nil {
-				o.Log(fmt.Sprintf("released the vault lock of a prune that is gone (pid %d since %s)", dead.PID, dead.Time.Format(time.RFC3339)))
-				lock, err = storage.AcquireLock(ctx, v.Primary, "prune", "prune", PruneLockTTL, o.Now())
-			}
-		}
+		release, err := p.lock(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("prune: %w", err)
+			return nil, err
 		}
-		defer lock.Release(context.WithoutCancel(ctx))
-		renewed := o.Now()
-		holdLock = func(check bool) error {
-			var err error
-			if now := o.Now(); now.Sub(renewed) >= PruneLockTTL/4 {
-				err, renewed = lock.Refresh(ctx, now), now
-			} else if check {
-				err = lock.Check(ctx)
-			}
-			if err != nil {
-				return fmt.Errorf("prune: stopping: %w", err)
-			}
-			return nil
+		defer release()
+	}
+	if err := p.survey(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.decide(ctx); err != nil {
+		return nil, err
+	}
+	p.now = o.Now()
+	if err := p.removePoints(ctx); err != nil {
+		return p.res, err
+	}
+	if err := p.collect(ctx); err != nil {
+		return p.res, err
+	}
+	p.res.Duration = o.Now().Sub(p.start)
+	return p.res, nil
+}
+
+// pruner is one run of Prune.
+type pruner struct {
+	s     *Store
+	v     VaultTarget
+	o     PruneOptions
+	res   *PruneResult
+	start time.Time
+	now   time.Time // when the deletions start
+
+	// holdLock keeps the vault lock ours through a long prune (see lock);
+	// check asks the lock's record even when no renewal is due.
+	holdLock func(check bool) error
+
+	listing      vaultListing
+	headers      map[string]PointHeader // readable point objects, by name
+	vaultDamaged int                    // damaged point objects in the vault
+	cat          []CatalogEntry
+	expirable    map[ID]bool // this server's vault points, true when complete
+	selected     []ID
+	journal      map[string]bool // expired points and what they reference
+	expire       map[string]bool // point objects to remove
+	gone         map[string]bool // point objects removed (or would be)
+}
+
+// survey checks the state prune decides from: the vault listing, every
+// point header, the catalogue (never decide from a short listing).
+func (p *pruner) survey(ctx context.Context) error {
+	var err error
+	if p.listing, err = listVault(ctx, p.v); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	if err := p.readHeaders(ctx); err != nil {
+		return err
+	}
+	if p.cat, err = Catalog(ctx, p.s); err != nil {
+		return err
+	}
+	return p.checkListing()
+}
+
+// decide shows the policy this server's points, picks the points to
+// expire and journals them.
+func (p *pruner) decide(ctx context.Context) error {
+	pts, err := p.points(ctx)
+	if err != nil {
+		return err
+	}
+	p.res.Points = pts
+	if p.o.Select != nil {
+		if p.selected, err = p.o.Select(pts); err != nil {
+			return fmt.Errorf("prune: %w", err)
 		}
 	}
+	return p.writeJournal()
+}
 
-	listing, err := listCopies(ctx, v)
+// lock checks the clocks and takes the vault lock "prune", and sets
+// holdLock to renew it every quarter of its TTL, so no other prune ever
+// takes it for stale, and to stop prune when it was lost (broken
+// meanwhile). release gives the lock back.
+func (p *pruner) lock(ctx context.Context) (release func(), err error) {
+	if p.o.MaxClockSkew > 0 {
+		if err := storage.CheckClockSkew(ctx, p.v.Backend, p.o.Now(), p.o.MaxClockSkew); err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+	}
+	primary := p.v.Primary()
+	lock, err := storage.AcquireLock(ctx, primary, "prune", "prune", PruneLockTTL, p.o.Now())
+	if errors.Is(err, storage.ErrLockHeld) {
+		// A prune killed on this host leaves its lock behind; its
+		// process is gone, so the lock is released at once instead of
+		// after the TTL.
+		if dead, rerr := storage.ReleaseDeadLock(ctx, primary, "prune"); rerr == nil && dead != nil {
+			p.o.Log(fmt.Sprintf("released the vault lock of a prune that is gone (pid %d since %s)", dead.PID, dead.Time.Format(time.RFC3339)))
+			lock, err = storage.AcquireLock(ctx, primary, "prune", "prune", PruneLockTTL, p.o.Now())
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
-	// Read every point header (clear part, checked against its name) from
-	// a copy that has it.
-	// A point damaged on every copy that lists it is skipped and
-	// reported; a point that cannot be read for another reason (an
-	// outage) stops prune: both keep all their objects.
-	headers := map[string]PointHeader{}
-	vaultDamaged := 0
-	for _, name := range listing.union(PointsPrefix) {
-		var damage, outage error
-		where := ""
-		read := false
-		for i, b := range v.Copies() {
-			if _, ok := listing.copies[i][name]; !ok {
-				continue
-			}
-			h, err := readPointHeader(ctx, b, name)
-			if err == nil {
-				headers[name], read = h, true
-				break
-			}
-			if isDamage(err) {
-				if damage == nil {
-					damage, where = err, b.Location()
-				}
-			} else {
-				outage = err
-			}
+	renewed := p.o.Now()
+	p.holdLock = func(check bool) error {
+		var err error
+		if now := p.o.Now(); now.Sub(renewed) >= PruneLockTTL/4 {
+			err, renewed = lock.Refresh(ctx, now), now
+		} else if check {
+			err = lock.Check(ctx)
 		}
-		switch {
-		case read:
-		case outage != nil:
-			return nil, fmt.Errorf("prune: refusing to decide with an unreadable point: %w", outage)
-		default:
-			res.Damaged = append(res.Damaged, DamagedPoint{Name: name, Location: where, Err: damage})
-			vaultDamaged++
+		if err != nil {
+			return fmt.Errorf("prune: stopping: %w", err)
 		}
+		return nil
 	}
+	return func() { lock.Release(context.WithoutCancel(ctx)) }, nil
+}
 
-	// Never decide from a short listing.
-	cat, err := Catalog(ctx, s)
-	if err != nil {
-		return nil, err
+// readHeaders reads every listed point header (clear part, checked against
+// its name) from a copy that has it. A point damaged on every copy that
+// lists it is skipped and reported; a point that cannot be read for
+// another reason (an outage) stops prune: both keep all their objects.
+func (p *pruner) readHeaders(ctx context.Context) error {
+	p.headers = map[string]PointHeader{}
+	b := p.v.Backend
+	if r, ok := p.v.Replicated(); ok {
+		// Deciding, not restoring: a damaged primary copy is prune's to
+		// report (as damaged when no copy reads), not a note per read.
+		b = r.With(storage.WithFallbackReport(func(storage.Fallback) {}))
 	}
+	for _, name := range p.listing.names(PointsPrefix) {
+		h, err := readVaultPointHeader(ctx, b, name)
+		switch {
+		case err == nil:
+			p.headers[name] = h
+		case isDamage(err):
+			p.res.Damaged = append(p.res.Damaged, DamagedPoint{Name: name, Location: p.location(name), Err: err})
+			p.vaultDamaged++
+		default:
+			return fmt.Errorf("prune: refusing to decide with an unreadable point: %w", err)
+		}
+	}
+	return nil
+}
+
+// location names the first copy that lists name.
+func (p *pruner) location(name string) string {
+	if p.listing[name].Primary == nil && p.v.Secondary() != nil {
+		return p.v.Secondary().Location()
+	}
+	return p.v.Primary().Location()
+}
+
+// readVaultPointHeader is readPointHeader with the object checked against
+// its name as it is read: bytes that do not match are an error wrapping
+// storage.ErrCorrupt, on which a GRS read falls back to the secondary.
+func readVaultPointHeader(ctx context.Context, b storage.Backend, name string) (PointHeader, error) {
+	id, err := idFromName(name)
+	if err != nil {
+		return PointHeader{}, fmt.Errorf("%s: %w: bad name: %w", name, errBadPoint, err)
+	}
+	var data []byte
+	err = b.Load(ctx, name, 0, -1, func(r io.Reader) error {
+		var err error
+		if data, err = io.ReadAll(r); err != nil {
+			return err
+		}
+		if got := objectHash(data); got != id {
+			return fmt.Errorf("%s: %w: %d bytes hash to %s: %w", name, ErrAuthentication, len(data), got, storage.ErrCorrupt)
+		}
+		return nil
+	})
+	if err != nil {
+		return PointHeader{}, fmt.Errorf("load %s: %w", name, err)
+	}
+	h, _, err := parsePoint(data)
+	if err != nil {
+		return PointHeader{}, fmt.Errorf("%s: %w: %w", name, errBadPoint, err)
+	}
+	h.ID = id
+	return h, nil
+}
+
+// checkListing refuses to go on when the listing lacks a point the
+// catalogue records as archived: on the primary, and on the secondary
+// when its replication is complete.
+func (p *pruner) checkListing() error {
+	grs := p.v.Secondary() != nil
 	var missing []string
-	for _, e := range cat {
+	for _, e := range p.cat {
 		if !e.Archived() {
 			continue
 		}
-		name := PointName(e.Point)
-		if _, ok := listing.copies[0][name]; !ok {
+		at := p.listing[PointName(e.Point)]
+		if at.Primary == nil {
 			missing = append(missing, e.Point.String()[:12]+" (primary)")
 		}
-		if e.State == StateArchived && len(listing.copies) > 1 {
-			if _, ok := listing.copies[1][name]; !ok {
-				missing = append(missing, e.Point.String()[:12]+" (secondary)")
-			}
+		if e.State == StateArchived && grs && at.Secondary == nil {
+			missing = append(missing, e.Point.String()[:12]+" (secondary)")
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("prune: %w: %d archived points are missing from the listing (%s); refusing to delete anything — check the vault (verify) before pruning",
+		return fmt.Errorf("prune: %w: %d archived points are missing from the listing (%s); refusing to delete anything — check the vault (verify) before pruning",
 			ErrShortListing, len(missing), strings.Join(firstN(missing, 5), ", "))
 	}
+	return nil
+}
 
-	// The plan: this server's points (its key), local ones included so
-	// that vault buckets count the points offload will bring.
-	local, err := s.ListPoints(ctx)
+// points returns what the policy is shown: this server's points (its
+// key), local ones included so that vault buckets count the points offload
+// will bring; and it notes which vault points may expire (complete on
+// every copy).
+func (p *pruner) points(ctx context.Context) ([]PointStatus, error) {
+	local, err := p.s.ListPoints(ctx)
 	if err != nil && !OnlyDamage(err) {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
 	// A damaged local point only leaves the policy's view (which then
 	// keeps more, never less); the vault's objects do not depend on it.
-	res.Damaged = append(res.Damaged, DamagedPoints(err)...)
+	p.res.Damaged = append(p.res.Damaged, DamagedPoints(err)...)
 	isLocal := map[ID]bool{}
 	state := map[ID]CatalogState{}
-	for _, e := range cat {
+	for _, e := range p.cat {
 		state[e.Point] = e.State
 	}
 	var pts []PointStatus
 	for _, h := range local {
 		isLocal[h.ID] = true
-		if _, inVault := headers[PointName(h.ID)]; inVault {
+		if _, inVault := p.headers[PointName(h.ID)]; inVault {
 			continue // added below, archived
 		}
 		pts = append(pts, PointStatus{ID: h.ID, Source: h.Source, Time: h.Time, Local: true})
 	}
-	expirable := map[ID]bool{}
-	for name, h := range headers {
-		if h.KeyFingerprint != s.pub.Fingerprint {
-			res.Foreign++
+	grs := p.v.Secondary() != nil
+	p.expirable = map[ID]bool{}
+	for name, h := range p.headers {
+		if h.KeyFingerprint != p.s.pub.Fingerprint {
+			p.res.Foreign++
 			continue
 		}
 		ps := PointStatus{ID: h.ID, Source: h.Source, Time: h.Time, Local: isLocal[h.ID], Archived: true}
-		onAll := true
-		for i := range listing.copies {
-			if _, ok := listing.copies[i][name]; !ok {
-				onAll = false
-			}
-		}
+		at := p.listing[name]
+		onAll := at.Primary != nil && (!grs || at.Secondary != nil)
 		ps.Pending = !onAll || state[h.ID] == StatePending
-		expirable[h.ID] = !ps.Pending
+		p.expirable[h.ID] = !ps.Pending
 		pts = append(pts, ps)
 	}
 	sortStatus(pts)
-	res.Points = pts
-	var selected []ID
-	if o.Select != nil {
-		if selected, err = o.Select(pts); err != nil {
-			return nil, fmt.Errorf("prune: %w", err)
-		}
-	}
+	return pts, nil
+}
 
-	// Journal: the expired points and every object they reference, so a
-	// killed run still knows what to collect once the points are gone.
-	journal, err := pruneJournal(s)
+// writeJournal picks the selected points that may expire and journals
+// them with every object they reference, so a killed run still knows what
+// to collect once the points are gone.
+func (p *pruner) writeJournal() error {
+	journal, err := pruneJournal(p.s)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	expire := map[string]bool{}
-	for _, id := range selected {
-		complete, known := expirable[id]
+	p.journal, p.expire = journal, map[string]bool{}
+	for _, id := range p.selected {
+		complete, known := p.expirable[id]
 		if !complete {
 			if known {
-				o.Log(fmt.Sprintf("point %s is not expired: its replication is pending", id.String()[:12]))
+				p.o.Log(fmt.Sprintf("point %s is not expired: its replication is pending", id.String()[:12]))
 			}
 			continue // not this server's vault point: never expired here
 		}
 		name := PointName(id)
-		expire[name] = true
-		journal[name] = true
-		for _, r := range headers[name].Packs {
-			journal[PackName(r.Pack)] = true
-			journal[IndexName(r.Index)] = true
+		p.expire[name] = true
+		p.journal[name] = true
+		for _, r := range p.headers[name].Packs {
+			p.journal[PackName(r.Pack)] = true
+			p.journal[IndexName(r.Index)] = true
 		}
 	}
-	if !o.DryRun {
-		// Listing and reading every point may have taken long: the
-		// decisions stand only if the lock is still ours.
-		if err := holdLock(true); err != nil {
-			return nil, err
-		}
-		if err := pruneJournalAdd(s, journal); err != nil {
-			return nil, err
-		}
-		crashPoint(crashPruneJournal)
+	if p.o.DryRun {
+		return nil
 	}
+	// Listing and reading every point may have taken long: the
+	// decisions stand only if the lock is still ours.
+	if err := p.holdLock(true); err != nil {
+		return err
+	}
+	if err := pruneJournalAdd(p.s, p.journal); err != nil {
+		return err
+	}
+	crashPoint(crashPruneJournal)
+	return nil
+}
 
-	now := o.Now()
-	remove := func(name string, size int64) (bool, error) {
-		if o.DryRun {
-			if until, locked := lockedUntil(listing, name, o.ImmutableDays, now); locked {
-				res.Waiting = append(res.Waiting, WaitingObject{Name: name, Until: until})
-				return false, nil
-			}
-			return true, nil
-		}
-		if err := holdLock(false); err != nil {
-			return false, err
-		}
-		err := removeEverywhere(ctx, v, name)
-		if errors.Is(err, storage.ErrLocked) {
-			until, _ := lockedUntil(listing, name, o.ImmutableDays, now)
-			res.Waiting = append(res.Waiting, WaitingObject{Name: name, Until: until})
+// remove deletes name from the vault (every copy), or in a dry run says
+// whether it would. An object under object lock is reported as waiting
+// and left: removed is false.
+func (p *pruner) remove(ctx context.Context, name string) (removed bool, err error) {
+	if p.o.DryRun {
+		if until, locked := p.listing.lockedUntil(name, p.o.ImmutableDays, p.now); locked {
+			p.res.Waiting = append(p.res.Waiting, WaitingObject{Name: name, Until: until})
 			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("prune: %w", err)
 		}
 		return true, nil
 	}
+	if err := p.holdLock(false); err != nil {
+		return false, err
+	}
+	// The replicated backend removes the primary first and leaves the
+	// secondary alone when the primary refuses, so the copies stay alike;
+	// a copy that already lacks the object is fine (a killed prune
+	// resumes).
+	err = p.v.Backend.Remove(ctx, name)
+	switch {
+	case errors.Is(err, storage.ErrLocked):
+		until, _ := p.listing.lockedUntil(name, p.o.ImmutableDays, p.now)
+		p.res.Waiting = append(p.res.Waiting, WaitingObject{Name: name, Until: until})
+		return false, nil
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return false, fmt.Errorf("prune: %w", err)
+	}
+	return true, nil
+}
 
-	// Points first (a point must never outlive the objects it needs).
-	gone := map[string]bool{}
-	for _, name := range listing.union(PointsPrefix) {
-		if !expire[name] {
+// removePoints removes the expired point objects first: a point must
+// never outlive the objects it needs.
+func (p *pruner) removePoints(ctx context.Context) error {
+	p.gone = map[string]bool{}
+	for _, name := range p.listing.names(PointsPrefix) {
+		if !p.expire[name] {
 			continue
 		}
-		ok, err := remove(name, sizeOf(listing, name))
+		ok, err := p.remove(ctx, name)
 		if err != nil {
-			return res, err
+			return err
 		}
 		if !ok {
 			continue
 		}
-		gone[name] = true
+		p.gone[name] = true
 		id, _ := idFromName(name)
-		res.Expired = append(res.Expired, id)
-		res.ObjectsRemoved++
-		res.BytesRemoved += sizeOf(listing, name)
-		if !o.DryRun {
-			if e, ok, err := catalogGet(s, id); err == nil && ok {
+		p.res.Expired = append(p.res.Expired, id)
+		p.res.ObjectsRemoved++
+		p.res.BytesRemoved += p.listing.size(name)
+		if !p.o.DryRun {
+			if e, ok, err := catalogGet(p.s, id); err == nil && ok {
 				e.State = StateExpired
-				if err := catalogPut(s, e); err != nil {
-					return res, err
+				if err := catalogPut(p.s, e); err != nil {
+					return err
 				}
 			}
 			crashPoint(crashPrunePointRemoved)
 		}
 	}
+	return nil
+}
+
+// collect removes the pack and index objects no remaining point needs:
+// those the journal names, and orphans older than the grace period. Then
+// the journal is cleared.
+func (p *pruner) collect(ctx context.Context) error {
+	cands := p.candidates()
+	for _, name := range cands {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ok, err := p.remove(ctx, name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			p.res.ObjectsRemoved++
+			p.res.BytesRemoved += p.listing.size(name)
+			if !p.o.DryRun {
+				crashPoint(crashPruneObjectRemoved)
+			}
+		}
+	}
+	if !p.o.DryRun && !p.res.PacksKept {
+		return pruneJournalClear(p.s)
+	}
+	return nil
+}
+
+// candidates returns the pack and index objects to remove, index objects
+// before their packs (an index must never name a missing pack). It counts
+// the orphans among them and sets PacksKept when a damaged vault point
+// forbids removing any.
+func (p *pruner) candidates() []string {
 	// What the remaining points (of every server) need.
 	needed := map[string]bool{}
-	for name, h := range headers {
-		if gone[name] {
+	for name, h := range p.headers {
+		if p.gone[name] {
 			continue
 		}
 		for _, r := range h.Packs {
@@ -396,103 +581,35 @@ func Prune(ctx context.Context, s *Store, v VaultTarget, o PruneOptions) (*Prune
 	// Objects no point references are collected only when the listing
 	// shows points at all: packs without a single point look exactly
 	// like a points listing that came back empty.
-	collectOrphans := len(headers) > 0 || len(listing.union(PacksPrefix)) == 0
+	collectOrphans := len(p.headers) > 0 || len(p.listing.names(PacksPrefix)) == 0
 	if !collectOrphans {
-		o.Log("the vault lists packs but no point: leaving unreferenced objects alone (an empty points listing is never a reason to delete)")
+		p.o.Log("the vault lists packs but no point: leaving unreferenced objects alone (an empty points listing is never a reason to delete)")
 	}
 	// A damaged point may need any pack: while one is in the vault no
 	// pack or index object is removed. The journal keeps what the points
 	// expired now leave behind for a prune after it is dealt with.
-	collect := vaultDamaged == 0
-	res.PacksKept = !collect
-	if !collect {
-		o.Log(fmt.Sprintf("%d point objects in the vault are damaged and may need any pack: removing no pack or index object until it is repaired or removed", vaultDamaged))
+	if p.vaultDamaged > 0 {
+		p.res.PacksKept = true
+		p.o.Log(fmt.Sprintf("%d point objects in the vault are damaged and may need any pack: removing no pack or index object until it is repaired or removed", p.vaultDamaged))
+		return nil
 	}
-	// Index objects before their packs: an index must never name a
-	// missing pack.
 	var cands []string
 	for _, prefix := range []string{IndexPrefix, PacksPrefix} {
-		if !collect {
-			break
-		}
-		for _, name := range listing.union(prefix) {
+		for _, name := range p.listing.names(prefix) {
 			if needed[name] {
 				continue
 			}
-			if journal[name] {
+			if p.journal[name] {
 				cands = append(cands, name)
 				continue
 			}
-			if age := now.Sub(newestModTime(listing, name)); collectOrphans && age >= o.OrphanGrace {
+			if age := p.now.Sub(p.listing.newest(name)); collectOrphans && age >= p.o.OrphanGrace {
 				cands = append(cands, name)
-				res.Orphans++
+				p.res.Orphans++
 			}
 		}
 	}
-	for _, name := range cands {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		ok, err := remove(name, sizeOf(listing, name))
-		if err != nil {
-			return res, err
-		}
-		if ok {
-			res.ObjectsRemoved++
-			res.BytesRemoved += sizeOf(listing, name)
-			if !o.DryRun {
-				crashPoint(crashPruneObjectRemoved)
-			}
-		}
-	}
-	if !o.DryRun && collect {
-		if err := pruneJournalClear(s); err != nil {
-			return res, err
-		}
-	}
-	res.Duration = o.Now().Sub(start)
-	return res, nil
-}
-
-// removeEverywhere deletes name from every copy, primary first; a copy
-// that already lacks it is fine (a killed prune resumes). Object lock on
-// the primary leaves the secondary alone, so the copies stay alike.
-func removeEverywhere(ctx context.Context, v VaultTarget, name string) error {
-	for _, b := range v.Copies() {
-		if err := b.Remove(ctx, name); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("remove %s from %s: %w", name, b.Location(), err)
-		}
-	}
-	return nil
-}
-
-func sizeOf(l vaultListing, name string) int64 {
-	for _, m := range l.copies {
-		if i, ok := m[name]; ok {
-			return i.Size
-		}
-	}
-	return 0
-}
-
-func newestModTime(l vaultListing, name string) time.Time {
-	var t time.Time
-	for _, m := range l.copies {
-		if i, ok := m[name]; ok && i.ModTime.After(t) {
-			t = i.ModTime
-		}
-	}
-	return t
-}
-
-// lockedUntil estimates when object lock releases name: its write time
-// plus the vault's immutable days.
-func lockedUntil(l vaultListing, name string, days int, now time.Time) (time.Time, bool) {
-	if days <= 0 {
-		return time.Time{}, false
-	}
-	until := newestModTime(l, name).Add(time.Duration(days) * 24 * time.Hour)
-	return until, until.After(now)
+	return cands
 }
 
 func firstN(s []string, n int) []string {

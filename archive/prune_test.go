@@ -15,7 +15,7 @@ import (
 	"github.com/tapeless/tapeless/storage/storagetest"
 )
 
-func testPruneExpiresAndCollects(t *testing.T, v VaultTarget) {
+func testPruneExpiresAndCollects(t *testing.T, v testVault) {
 	ctx := context.Background()
 	s, k := offloadStore(t)
 	now := time.Now()
@@ -25,7 +25,7 @@ func testPruneExpiresAndCollects(t *testing.T, v VaultTarget) {
 	clock := func() time.Time { return now }
 
 	before := objectList(t, v.Primary)
-	dry, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: clock, DryRun: true})
+	dry, err := Prune(ctx, s, v.target(), PruneOptions{Select: policy, Now: clock, DryRun: true})
 	if err != nil {
 		t.Fatalf("Prune --dry-run: %v", err)
 	}
@@ -36,7 +36,7 @@ func testPruneExpiresAndCollects(t *testing.T, v VaultTarget) {
 		t.Fatal("a dry run changed the vault")
 	}
 
-	res, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: clock})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: policy, Now: clock})
 	if err != nil {
 		t.Fatalf("Prune: %v", err)
 	}
@@ -73,7 +73,7 @@ func testPruneExpiresAndCollects(t *testing.T, v VaultTarget) {
 		t.Errorf("catalogue has %d expired points, want 2", expired)
 	}
 	// Nothing left to do: a second prune removes nothing.
-	again, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: clock})
+	again, err := Prune(ctx, s, v.target(), PruneOptions{Select: policy, Now: clock})
 	if err != nil || again.ObjectsRemoved != 0 {
 		t.Errorf("second prune: %d objects removed, %v; want 0, nil", again.ObjectsRemoved, err)
 	}
@@ -101,7 +101,7 @@ func TestPruneRefusesShortListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := objectList(t, v.Primary)
-	_, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }})
+	_, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }})
 	if !errors.Is(err, ErrShortListing) {
 		t.Fatalf("Prune with a short listing: %v, want ErrShortListing", err)
 	}
@@ -119,7 +119,7 @@ func TestPruneNeverExpiresPendingReplication(t *testing.T) {
 	f[1].SetDown(true)
 	offloadAll(t, s, v, now, OffloadOptions{})
 	f[1].SetDown(false)
-	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,10 +139,10 @@ func TestPruneResumesAfterJournal(t *testing.T) {
 	// The secondary fails in the middle of the deletions: the journal
 	// keeps what is left to do.
 	f[1].FailNth(storage.OpRemove, 3, storage.ErrUnavailable)
-	if r, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: func() time.Time { return now }}); err == nil {
+	if r, err := Prune(ctx, s, v.target(), PruneOptions{Select: policy, Now: func() time.Time { return now }}); err == nil {
 		t.Fatalf("Prune with a failing secondary succeeded: %+v, %d removes", r, f[1].Calls(storage.OpRemove))
 	}
-	res, err := Prune(ctx, s, v, PruneOptions{Select: policy, Now: func() time.Time { return now }})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: policy, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatalf("second Prune: %v", err)
 	}
@@ -175,13 +175,13 @@ func TestPruneObjectLockWaits(t *testing.T) {
 		t.Cleanup(func() { b.Close() })
 		bs[i] = b
 	}
-	v := VaultTarget{Name: "locked", Primary: bs[0], Secondary: bs[1]}
+	v := testVault{Name: "locked", Primary: bs[0], Secondary: bs[1]}
 	s, _ := offloadStore(t)
 	now := time.Now()
 	pts := backupSeries(t, s, 2, now)
 	offloadAll(t, s, v, now, OffloadOptions{})
 	before := objectList(t, v.Primary)
-	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1),
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1),
 		Now: func() time.Time { return now }, ImmutableDays: 1})
 	if err != nil {
 		t.Fatalf("Prune on an object-lock vault: %v", err)
@@ -226,7 +226,7 @@ func TestPruneOrphansNeverFromEmptyPointListing(t *testing.T) {
 	}
 	later := func() time.Time { return now.Add(30 * 24 * time.Hour) }
 	before := objectList(t, v.Primary)
-	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: later, MaxClockSkew: -1})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: later, MaxClockSkew: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,12 +255,12 @@ func TestPruneCollectsOldOrphansOnly(t *testing.T) {
 		}
 	}
 	var keepAll SelectFunc // nil expires nothing
-	res, err := Prune(ctx, s, v, PruneOptions{Select: keepAll, Now: func() time.Time { return now }})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: keepAll, Now: func() time.Time { return now }})
 	if err != nil || res.ObjectsRemoved != 0 {
 		t.Fatalf("prune within the grace period removed %d objects (%v), want 0", res.ObjectsRemoved, err)
 	}
 	later := func() time.Time { return now.Add(DefaultOrphanGrace + time.Hour) }
-	res, err = Prune(ctx, s, v, PruneOptions{Select: keepAll, Now: later, MaxClockSkew: -1})
+	res, err = Prune(ctx, s, v.target(), PruneOptions{Select: keepAll, Now: later, MaxClockSkew: -1})
 	if err != nil || res.ObjectsRemoved != 1 || res.Orphans != 1 {
 		t.Fatalf("prune after the grace period: removed %d, orphans %d (%v); want 1, 1", res.ObjectsRemoved, res.Orphans, err)
 	}
@@ -287,7 +287,7 @@ func TestPruneWaitsForTheVaultLock(t *testing.T) {
 	}
 	before := objectList(t, v.Primary)
 	clock := func() time.Time { return now }
-	if _, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: clock}); !errors.Is(err, storage.ErrLockHeld) {
+	if _, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: clock}); !errors.Is(err, storage.ErrLockHeld) {
 		t.Fatalf("Prune while another holds the vault lock: %v, want ErrLockHeld", err)
 	}
 	if after := objectList(t, v.Primary); !slices.Equal(before, after) {
@@ -296,7 +296,7 @@ func TestPruneWaitsForTheVaultLock(t *testing.T) {
 	if err := held.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: clock})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: clock})
 	if err != nil || len(res.Expired) != 2 {
 		t.Fatalf("Prune after the lock was released: %v, expired %d; want 2", err, len(res.Expired))
 	}
@@ -348,7 +348,7 @@ func TestPruneKeepsItsLockThroughALongRun(t *testing.T) {
 	slow := steppingClock(now, 20*time.Minute)
 	tb := &thiefBackend{Backend: v.Primary, n: 6, now: slow}
 	v.Primary = tb
-	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: slow, MaxClockSkew: -1})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: slow, MaxClockSkew: -1})
 	if err != nil {
 		t.Fatalf("Prune: %v", err)
 	}
@@ -373,7 +373,7 @@ func TestPruneStopsWhenItsLockIsLost(t *testing.T) {
 	slow := steppingClock(now, 20*time.Minute)
 	tb := &thiefBackend{Backend: v.Primary, n: 2, now: func() time.Time { return slow().Add(3 * PruneLockTTL) }}
 	v.Primary = tb
-	res, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: slow, MaxClockSkew: -1})
+	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: slow, MaxClockSkew: -1})
 	if tb.stole != nil || !errors.Is(err, storage.ErrLockLost) {
 		t.Fatalf("Prune after its lock was broken (thief: %v): %v, want ErrLockLost", tb.stole, err)
 	}
@@ -384,7 +384,7 @@ func TestPruneStopsWhenItsLockIsLost(t *testing.T) {
 	// completes the work.
 	v.Primary = tb.Backend
 	later := func() time.Time { return slow().Add(10 * PruneLockTTL) }
-	if _, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: later, MaxClockSkew: -1}); err != nil {
+	if _, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: later, MaxClockSkew: -1}); err != nil {
 		t.Fatalf("later Prune: %v", err)
 	}
 	for _, b := range v.Copies() {

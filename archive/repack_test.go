@@ -28,7 +28,7 @@ func TestEstimateRepack(t *testing.T) {
 	}
 	all := est.PackBytes
 
-	if _, err := Prune(ctx, s, v, PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }}); err != nil {
+	if _, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: func() time.Time { return now }}); err != nil {
 		t.Fatal(err)
 	}
 	est, err = EstimateRepack(ctx, v.Primary, k)

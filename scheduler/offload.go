@@ -71,10 +71,9 @@ func Offload(ctx context.Context, site *Site, s *archive.Store, req OffloadReque
 	if err := CheckVaultEnvelope(ctx, v.Vault, s.PublicKeys()); err != nil {
 		return nil, err
 	}
-	rep.Result, err = archive.Offload(ctx, s, v.upload, plan.Archive, archive.OffloadOptions{
+	rep.Result, err = archive.Offload(ctx, s, v.Target, plan.Archive, archive.OffloadOptions{
 		Now:      site.clock(),
 		ReadBack: req.ReadBack,
-		Throttle: v.throttle,
 		Progress: req.Progress,
 		Log:      req.Log,
 	})

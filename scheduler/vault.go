@@ -12,22 +12,20 @@ import (
 	"github.com/tapeless/tapeless/storage"
 )
 
-// Vault is the site's vault opened for the jobs: the copies throttled as
-// configured, and a read path that falls back to the secondary copy and
-// says so.
+// Vault is the site's vault opened for the jobs: throttled as configured,
+// reads falling back to the secondary copy and saying so.
 type Vault struct {
 	*storage.Vault
-	// Target is the vault as offload and prune write to it.
+	// Target is the vault as offload and prune write to it: its Backend
+	// is Read.
 	Target archive.VaultTarget
-	// Read is the GRS read path (primary, falling back to the secondary
-	// when it fails or returns bytes that do not match their name), or
-	// the primary for LRS.
+	// Read is the vault's backend: for GRS the replicated backend (the
+	// one GRS path; reads fall back to the secondary when the primary
+	// fails or returns bytes that do not match their name), for LRS the
+	// primary. One throttle paces it, both copies together.
 	Read storage.Backend
-	// upload is Target without per-copy throttling, and throttle the
-	// schedule offload applies once to all its uploads together.
-	upload   archive.VaultTarget
-	throttle *storage.ThrottleSchedule
-	// paced wraps a copy's backend in the configured throttle.
+	// paced wraps one copy's backend in the configured throttle, for
+	// checks that read each copy on its own.
 	paced func(storage.Backend) storage.Backend
 
 	note      func(string)
@@ -75,24 +73,21 @@ func (s *Site) OpenVault(ctx context.Context) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Vault{Vault: v, note: s.Note, paced: func(b storage.Backend) storage.Backend { return b }}
+	o := &Vault{Vault: v, note: s.Note, Read: v.Primary(), paced: func(b storage.Backend) storage.Backend { return b }}
+	var opts []storage.ReplicatedOption
 	if s.Throttle != "" {
 		sched, err := storage.ParseThrottle(s.Throttle)
 		if err != nil {
 			v.Close()
 			return nil, fmt.Errorf("throttle: %w", err)
 		}
-		// Reads (restore) go to one copy at a time, each paced here;
-		// offload paces all its uploads with one limit (see upload).
+		// One limit for all vault traffic, both GRS copies together.
 		o.paced = func(b storage.Backend) storage.Backend { return storage.Throttled(b, sched, nil) }
-		o.throttle = &sched
+		o.Read = o.paced(o.Read)
+		opts = append(opts, storage.WithThrottle(sched, nil))
 	}
-	o.Target = archive.VaultTarget{Name: v.Name(), Primary: o.paced(v.Primary()), Raw: v.Copies()}
-	o.upload = archive.VaultTarget{Name: v.Name(), Primary: v.Primary(), Secondary: v.Secondary(), Raw: v.Copies()}
-	o.Read = o.Target.Primary
 	if sec := v.Secondary(); sec != nil {
-		o.Target.Secondary = o.paced(sec)
-		o.Read = storage.Replicated(o.Target.Primary, o.Target.Secondary,
+		o.Read = storage.Replicated(v.Primary(), sec, append(opts,
 			storage.WithFallbackReport(func(f storage.Fallback) {
 				// One note per run: a restore that falls back does so for
 				// every object, and the first says why.
@@ -102,8 +97,9 @@ func (s *Site) OpenVault(ctx context.Context) (*Vault, error) {
 					o.note(f.String())
 				}
 			}),
-			storage.WithContentHash(ObjectHashFromName))
+			storage.WithContentHash(ObjectHashFromName))...)
 	}
+	o.Target = archive.VaultTarget{Name: v.Name(), Backend: o.Read}
 	return o, nil
 }
 
@@ -127,7 +123,7 @@ func (s *Site) OpenVaultForRead(ctx context.Context) (*Vault, error) {
 	s.note(fmt.Sprintf("the primary copy of vault %s failed (%v); reading from the secondary copy at %s",
 		s.Vault.Name, err, storage.Redact(s.Vault.SecondaryURL)))
 	b := v.Primary() // the secondary account's copy
-	return &Vault{Vault: v, Target: archive.VaultTarget{Name: v.Name(), Primary: b, Raw: []storage.Backend{b}}, Read: b,
+	return &Vault{Vault: v, Target: archive.VaultTarget{Name: v.Name(), Backend: b}, Read: b,
 		paced: func(b storage.Backend) storage.Backend { return b }}, nil
 }
 

@@ -59,6 +59,64 @@ func WithContentHash(fn func(name string) (sum [32]byte, ok bool)) ReplicatedOpt
 	return func(r *ReplicatedBackend) { r.contentHash = fn }
 }
 
+// WithThrottle paces the data of every transfer to and from either copy
+// (Save, Load; see Throttled) with one limit for both copies together, so
+// a GRS write that sends an object to each copy counts both against the
+// schedule. The copies that Primary and Secondary return are the paced
+// ones; Unwrap on them reaches the backends given to Replicated. A nil
+// clock means SystemClock.
+func WithThrottle(sched ThrottleSchedule, clock Clock) ReplicatedOption {
+	return func(r *ReplicatedBackend) {
+		if clock == nil {
+			clock = SystemClock
+		}
+		t := &throttled{sched: sched, clock: clock}
+		r.primary, r.secondary = &sharedThrottle{Backend: r.primary, t: t}, &sharedThrottle{Backend: r.secondary, t: t}
+	}
+}
+
+// sharedThrottle paces one copy through a limiter its sibling copy shares.
+type sharedThrottle struct {
+	Backend
+	t *throttled // only its limiter is used
+	// unpacedLoads leaves Loads alone: see saveTo.
+	unpacedLoads bool
+}
+
+func (s *sharedThrottle) Save(ctx context.Context, name string, r io.Reader, size int64) error {
+	return s.Backend.Save(ctx, name, &throttledReader{ctx: ctx, t: s.t, r: r}, size)
+}
+
+func (s *sharedThrottle) Load(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error {
+	if s.unpacedLoads {
+		return s.Backend.Load(ctx, name, offset, length, fn)
+	}
+	return s.Backend.Load(ctx, name, offset, length, func(r io.Reader) error {
+		return fn(&throttledReader{ctx: ctx, t: s.t, r: r})
+	})
+}
+
+// Unwrap returns the copy being paced.
+func (s *sharedThrottle) Unwrap() Backend { return s.Backend }
+
+// SaveReport is what Save or SavePrimary did on one copy, once that copy
+// is confirmed to hold the object and before the next step.
+type SaveReport struct {
+	Name      string
+	Size      int64
+	Secondary bool // false: the primary copy
+	// Written is true when this call wrote the object; false when an
+	// identical object was already there (an earlier run wrote it).
+	Written bool
+}
+
+// WithSaveReport calls fn for every copy a Save or SavePrimary confirms,
+// primary first, so a caller can count transfers and mark its progress.
+// fn may be called from several goroutines at once (concurrent Saves).
+func WithSaveReport(fn func(SaveReport)) ReplicatedOption {
+	return func(r *ReplicatedBackend) { r.saved = fn }
+}
+
 // ReplicatedBackend is the GRS backend that Replicated returns: every
 // object is written to a primary and then to a secondary copy (two
 // endpoints or buckets), each write confirmed by size and checksum read
@@ -91,6 +149,7 @@ type ReplicatedBackend struct {
 	primary, secondary Backend
 	report             func(Fallback)
 	contentHash        func(string) ([32]byte, bool)
+	saved              func(SaveReport)
 }
 
 var _ Backend = (*ReplicatedBackend)(nil)
@@ -111,6 +170,17 @@ func Replicated(primary, secondary Backend, opts ...ReplicatedOption) *Replicate
 	return r
 }
 
+// With returns a view of r with opts applied on top of r's own: same
+// copies, for one caller's reports (WithSaveReport, WithFallbackReport).
+// Closing either closes the copies.
+func (r *ReplicatedBackend) With(opts ...ReplicatedOption) *ReplicatedBackend {
+	c := *r
+	for _, o := range opts {
+		o(&c)
+	}
+	return &c
+}
+
 // Primary returns the primary copy's backend.
 func (r *ReplicatedBackend) Primary() Backend { return r.primary }
 
@@ -127,12 +197,14 @@ func (r *ReplicatedBackend) Location() string {
 }
 
 // Save writes the primary copy, confirms it, then writes and confirms the
-// secondary copy. The bytes for the secondary come from r again when r is
-// an io.Seeker (a local file: no second download), otherwise from the
-// primary copy; either way they are checked against the primary's checksum
-// as they stream, so a mismatch leaves nothing on the secondary. With
-// WithContentHash, bytes that do not match their name are refused before
-// anything is stored: a content-named object can never be replaced.
+// secondary copy. Each copy is asked first, so an object a copy already
+// holds is compared (size and checksum), not sent again. The bytes for the
+// secondary come from r again when r is an io.Seeker (a local file: no
+// second download), otherwise from the primary copy; either way they are
+// checked against the primary's checksum as they stream, so a mismatch
+// leaves nothing on the secondary. With WithContentHash, bytes that do not
+// match their name are refused before anything is stored: a content-named
+// object can never be replaced.
 func (r *ReplicatedBackend) Save(ctx context.Context, name string, rd io.Reader, size int64) error {
 	if err := CheckName(name); err != nil {
 		return err
@@ -144,13 +216,13 @@ func (r *ReplicatedBackend) Save(ctx context.Context, name string, rd io.Reader,
 			seeker, start = s, pos
 		}
 	}
-	p, err := saveCopy(ctx, r.primary, name, rd, size, "", r.hashOf(name))
+	p, err := r.saveTo(ctx, r.primary, false, name, rd, size, "", r.hashOf(name))
 	if err != nil {
 		return fmt.Errorf("save %s to the primary copy: %w", name, err)
 	}
 	if seeker != nil {
 		if _, err = seeker.Seek(start, io.SeekStart); err == nil {
-			_, err = saveCopy(ctx, r.secondary, name, rd, size, p.Checksum, nil)
+			_, err = r.saveTo(ctx, r.secondary, true, name, rd, size, p.Checksum, nil)
 		} else {
 			err = fmt.Errorf("rewind the source: %w", err)
 		}
@@ -161,6 +233,58 @@ func (r *ReplicatedBackend) Save(ctx context.Context, name string, rd io.Reader,
 		return r.pending(name, err)
 	}
 	return nil
+}
+
+// SavePrimary writes and confirms the primary copy only, as Save does, and
+// leaves the secondary alone: for an object whose replication is to stay
+// pending, because the secondary is known to be down or must not hold the
+// object yet (a point object whose packs it lacks). Replicate or a later
+// Save completes it.
+func (r *ReplicatedBackend) SavePrimary(ctx context.Context, name string, rd io.Reader, size int64) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if _, err := r.saveTo(ctx, r.primary, false, name, rd, size, "", r.hashOf(name)); err != nil {
+		return fmt.Errorf("save %s to the primary copy: %w", name, err)
+	}
+	return nil
+}
+
+// saveTo is SaveConfirmed on one copy (see saveCopy), asking the copy
+// first: a present object is compared with rd instead of being sent, since
+// a backend may learn that a name is taken only after the whole upload. It
+// reports the confirmed copy (WithSaveReport).
+func (r *ReplicatedBackend) saveTo(ctx context.Context, b Backend, secondary bool, name string, rd io.Reader, size int64, want string, sha *[32]byte) (Saved, error) {
+	dst := b
+	if st, ok := b.(*sharedThrottle); ok {
+		// Confirming reads the object back where the copy keeps no
+		// checksum (a folder): a check, not a transfer to pace.
+		dst = &sharedThrottle{Backend: st.Backend, t: st.t, unpacedLoads: true}
+	}
+	if _, err := b.Stat(ctx, name); err == nil {
+		dst = existing{dst}
+	} else if !errors.Is(err, ErrNotFound) {
+		return Saved{}, err
+	}
+	saved, err := saveCopy(ctx, dst, name, rd, size, want, sha)
+	if err == nil {
+		r.reportSaved(SaveReport{Name: name, Size: size, Secondary: secondary, Written: !saved.Existed})
+	}
+	return saved, err
+}
+
+func (r *ReplicatedBackend) reportSaved(s SaveReport) {
+	if r.saved != nil {
+		r.saved(s)
+	}
+}
+
+// existing is a copy known to hold the object being saved: its Save says
+// so at once, without reading (saveCopy then compares the objects).
+type existing struct{ Backend }
+
+func (e existing) Save(_ context.Context, name string, _ io.Reader, _ int64) error {
+	return fmt.Errorf("save %s: %w", name, ErrExists)
 }
 
 // hashOf returns the SHA-256 name's bytes must have, or nil when unknown.
@@ -191,6 +315,7 @@ func (r *ReplicatedBackend) copyToSecondary(ctx context.Context, name string, si
 	if checksum != "" {
 		// Skip the download when the secondary already has it.
 		if err := checkCopy(ctx, r.secondary, name, size, checksum); err == nil {
+			r.reportSaved(SaveReport{Name: name, Size: size, Secondary: true})
 			return nil
 		} else if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
 			return err
@@ -198,7 +323,7 @@ func (r *ReplicatedBackend) copyToSecondary(ctx context.Context, name string, si
 	}
 	var saveErr error
 	err := r.primary.Load(ctx, name, 0, -1, func(src io.Reader) error {
-		_, saveErr = saveCopy(ctx, r.secondary, name, src, size, checksum, sha)
+		_, saveErr = r.saveTo(ctx, r.secondary, true, name, src, size, checksum, sha)
 		return saveErr
 	})
 	if saveErr != nil {
@@ -323,6 +448,30 @@ func missing(ctx context.Context, b Backend, names []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ConfirmSHA256 reads name back whole from the primary copy and then from
+// the secondary, checking its length and SHA-256 on each (see the function
+// ConfirmSHA256): the full check a caller asks for on top of the size and
+// checksum every Save confirms.
+func (r *ReplicatedBackend) ConfirmSHA256(ctx context.Context, name string, size int64, sum [32]byte) error {
+	if err := ConfirmSHA256(ctx, r.primary, name, size, sum); err != nil {
+		return err
+	}
+	return ConfirmSHA256(ctx, r.secondary, name, size, sum)
+}
+
+// Upkeep calls fn with the primary copy and then, unless that failed,
+// with the secondary (secondary true), and returns fn's first error: for
+// per-server housekeeping that is no object write, such as checking a
+// server's clock or aborting incomplete uploads. fn decides whether a
+// failure of the secondary may be passed over (the primary proceeds and
+// replication stays pending).
+func (r *ReplicatedBackend) Upkeep(fn func(b Backend, secondary bool) error) error {
+	if err := fn(r.primary, false); err != nil {
+		return err
+	}
+	return fn(r.secondary, true)
 }
 
 // Load reads from the primary copy and, when that fails, from the

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
@@ -629,5 +630,120 @@ func TestReplicatedListBoth(t *testing.T) {
 	g.secondary.SetDown(false)
 	if names := storagetest.MustList(t, g.grs, "x/"); !slices.Equal(names, []string{"x/both", "x/primary"}) {
 		t.Errorf("List = %v, want the primary's names", names)
+	}
+}
+
+// TestReplicatedSaveReportsAndSkipsPresent: Save reports each copy it
+// confirms, primary first; a repeated Save sends nothing and reports the
+// copies as already there.
+func TestReplicatedSaveReportsAndSkipsPresent(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var got []storage.SaveReport
+	g, _, _ := newFileGRS(t, storage.WithSaveReport(func(r storage.SaveReport) { mu.Lock(); got = append(got, r); mu.Unlock() }))
+	data := []byte("reported object")
+	name := contentName(data)
+	if err := g.grs.Save(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	saves := g.primary.Calls(storage.OpSave) + g.secondary.Calls(storage.OpSave)
+	if err := g.grs.Save(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	if n := g.primary.Calls(storage.OpSave) + g.secondary.Calls(storage.OpSave); n != saves {
+		t.Errorf("a repeated Save wrote %d more times, want none", n-saves)
+	}
+	want := []storage.SaveReport{
+		{Name: name, Size: int64(len(data)), Written: true},
+		{Name: name, Size: int64(len(data)), Secondary: true, Written: true},
+		{Name: name, Size: int64(len(data))},
+		{Name: name, Size: int64(len(data)), Secondary: true},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("reports %+v, want %+v", got, want)
+	}
+	// A different object under the name is still refused.
+	other := bytes.Repeat([]byte("x"), len(data))
+	if err := g.grs.Save(ctx, name, bytes.NewReader(other), int64(len(other))); !errors.Is(err, storage.ErrConflict) {
+		t.Errorf("Save of a different object over a present one = %v, want ErrConflict", err)
+	}
+}
+
+// TestReplicatedSavePrimary: SavePrimary leaves the secondary alone, and
+// Replicate completes the object later.
+func TestReplicatedSavePrimary(t *testing.T) {
+	ctx := context.Background()
+	g, p, s := newFileGRS(t)
+	data := []byte("primary only")
+	name := contentName(data)
+	if err := g.grs.SavePrimary(ctx, name, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	mustHold(t, p, name, data)
+	mustLack(t, s, name)
+	if err := g.grs.Replicate(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	mustHold(t, s, name, data)
+	if err := g.grs.ConfirmSHA256(ctx, name, int64(len(data)), sha256Of(data)); err != nil {
+		t.Errorf("ConfirmSHA256 on both copies: %v", err)
+	}
+}
+
+// TestReplicatedUpkeep: fn sees the primary, then the secondary; a
+// primary failure stops it.
+func TestReplicatedUpkeep(t *testing.T) {
+	g, _, _ := newFileGRS(t)
+	var seen []bool
+	if err := g.grs.Upkeep(func(_ storage.Backend, secondary bool) error { seen = append(seen, secondary); return nil }); err != nil || !slices.Equal(seen, []bool{false, true}) {
+		t.Errorf("Upkeep visited %v (%v), want primary then secondary", seen, err)
+	}
+	seen = nil
+	boom := errors.New("boom")
+	if err := g.grs.Upkeep(func(_ storage.Backend, secondary bool) error { seen = append(seen, secondary); return boom }); !errors.Is(err, boom) || len(seen) != 1 {
+		t.Errorf("Upkeep with a failing primary visited %v, returned %v; want only the primary and its error", seen, err)
+	}
+}
+
+// countingClock is a throttle clock whose time moves only when the
+// throttle sleeps.
+type countingClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *countingClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *countingClock) SleepUntil(_ context.Context, t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.now) {
+		c.now = t
+	}
+	return nil
+}
+
+// TestReplicatedThrottleCoversBothCopies: WithThrottle paces the writes of
+// both copies with one limit.
+func TestReplicatedThrottleCoversBothCopies(t *testing.T) {
+	ctx := context.Background()
+	sched, err := storage.ParseThrottle("off=1MiB/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	clock := &countingClock{now: start}
+	g, _, _ := newFileGRS(t, storage.WithThrottle(sched, clock))
+	data := bytes.Repeat([]byte("throttled "), 200<<10) // 2 MB
+	if err := g.grs.Save(ctx, contentName(data), bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	// Two copies of 2 MB at 1 MiB/s: about 3.8 s, less a burst.
+	want := time.Duration(float64(2*len(data)-(1<<20)/10) / (1 << 20) * float64(time.Second))
+	if took := clock.Now().Sub(start); took < want || took > want+2*time.Second {
+		t.Errorf("both copies took %s of throttle time, want about %s", took, want)
+	}
+	if _, ok := storage.Innermost(g.grs.Primary()).(*storagetest.Fault); ok {
+		t.Error("Innermost of a throttled copy stops at a wrapper")
 	}
 }
