@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // BackupOptions configures Backup.
@@ -167,15 +167,15 @@ func Backup(ctx context.Context, s *Store, o BackupOptions) (*BackupSummary, err
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", name, err)
 	}
-	if err := storage.CheckSourceSize(name, totalBytes); err != nil {
+	if err := vault.CheckSourceSize(name, totalBytes); err != nil {
 		return nil, err
 	}
 	scratch := o.ScratchDir
 	if scratch == "" {
 		scratch = s.Dir()
 	}
-	if err := storage.CheckScratch(scratch, totalBytes); err != nil {
-		var se *storage.ScratchSpaceError
+	if err := vault.CheckScratch(scratch, totalBytes); err != nil {
+		var se *vault.ScratchSpaceError
 		if errors.As(err, &se) && o.ScratchDir == "" {
 			se.Hint = "free space in the store or move it"
 		}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 const treeTestPassphrase = "correct horse battery staple"
@@ -738,7 +739,7 @@ func TestBackupRefusesTooLargeSource(t *testing.T) {
 	}
 	before := objectBytes(t, s)
 	_, err := Backup(context.Background(), s, BackupOptions{Sources: []string{src}, Name: "huge"})
-	if !errors.Is(err, storage.ErrSourceTooLarge) || !strings.Contains(err.Error(), "54,400 GB") {
+	if !errors.Is(err, vault.ErrSourceTooLarge) || !strings.Contains(err.Error(), "54,400 GB") {
 		t.Fatalf("Backup of a 57 TB source: err = %v, want ErrSourceTooLarge naming the limit", err)
 	}
 	if objectBytes(t, s) != before {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 const offloadTestPassphrase = "offload test passphrase, long enough"
@@ -580,7 +581,7 @@ func objectList(t *testing.T, b storage.Backend) []string {
 	t.Helper()
 	var out []string
 	if err := b.List(context.Background(), "", func(i storage.Info) error {
-		if strings.HasPrefix(i.Name, storage.LockPrefix) {
+		if strings.HasPrefix(i.Name, vault.LockPrefix) {
 			return nil // the vault lock's records come and go
 		}
 		out = append(out, fmt.Sprintf("%s %d", i.Name, i.Size))

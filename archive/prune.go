@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // PruneLockTTL is how long prune's vault lock counts as live without a
@@ -270,14 +271,14 @@ func (p *pruner) lock(ctx context.Context) (release func(), err error) {
 		}
 	}
 	primary := p.v.Primary()
-	lock, err := storage.AcquireLock(ctx, primary, "prune", "prune", PruneLockTTL, p.o.Now())
-	if errors.Is(err, storage.ErrLockHeld) {
+	lock, err := vault.AcquireLock(ctx, primary, "prune", "prune", PruneLockTTL, p.o.Now())
+	if errors.Is(err, vault.ErrLockHeld) {
 		// A prune killed on this host leaves its lock behind; its
 		// process is gone, so the lock is released at once instead of
 		// after the TTL.
-		if dead, rerr := storage.ReleaseDeadLock(ctx, primary, "prune"); rerr == nil && dead != nil {
+		if dead, rerr := vault.ReleaseDeadLock(ctx, primary, "prune"); rerr == nil && dead != nil {
 			p.o.Log(fmt.Sprintf("released the vault lock of a prune that is gone (pid %d since %s)", dead.PID, dead.Time.Format(time.RFC3339)))
-			lock, err = storage.AcquireLock(ctx, primary, "prune", "prune", PruneLockTTL, p.o.Now())
+			lock, err = vault.AcquireLock(ctx, primary, "prune", "prune", PruneLockTTL, p.o.Now())
 		}
 	}
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 func testPruneExpiresAndCollects(t *testing.T, v testVault) {
@@ -281,13 +282,13 @@ func TestPruneWaitsForTheVaultLock(t *testing.T) {
 	now := time.Now()
 	backupSeries(t, s, 3, now)
 	offloadAll(t, s, v, now, OffloadOptions{})
-	held, err := storage.AcquireLock(ctx, v.Primary, "prune", "another prune", PruneLockTTL, now)
+	held, err := vault.AcquireLock(ctx, v.Primary, "prune", "another prune", PruneLockTTL, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := objectList(t, v.Primary)
 	clock := func() time.Time { return now }
-	if _, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: clock}); !errors.Is(err, storage.ErrLockHeld) {
+	if _, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: clock}); !errors.Is(err, vault.ErrLockHeld) {
 		t.Fatalf("Prune while another holds the vault lock: %v, want ErrLockHeld", err)
 	}
 	if after := objectList(t, v.Primary); !slices.Equal(before, after) {
@@ -313,9 +314,9 @@ type thiefBackend struct {
 }
 
 func (b *thiefBackend) Remove(ctx context.Context, name string) error {
-	if !strings.HasPrefix(name, storage.LockPrefix) {
+	if !strings.HasPrefix(name, vault.LockPrefix) {
 		if b.removes++; b.removes == b.n {
-			_, b.stole = storage.AcquireLock(ctx, b.Backend, "prune", "thief", PruneLockTTL, b.now())
+			_, b.stole = vault.AcquireLock(ctx, b.Backend, "prune", "thief", PruneLockTTL, b.now())
 			b.tried = true
 		}
 	}
@@ -352,7 +353,7 @@ func TestPruneKeepsItsLockThroughALongRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Prune: %v", err)
 	}
-	if !tb.tried || !errors.Is(tb.stole, storage.ErrLockHeld) {
+	if !tb.tried || !errors.Is(tb.stole, vault.ErrLockHeld) {
 		t.Fatalf("another prune %v took the lock %s into the run: %v, want ErrLockHeld", tb.tried, slow().Sub(now), tb.stole)
 	}
 	if len(res.Expired) != 3 {
@@ -374,7 +375,7 @@ func TestPruneStopsWhenItsLockIsLost(t *testing.T) {
 	tb := &thiefBackend{Backend: v.Primary, n: 2, now: func() time.Time { return slow().Add(3 * PruneLockTTL) }}
 	v.Primary = tb
 	res, err := Prune(ctx, s, v.target(), PruneOptions{Select: expireAllBut(1), Now: slow, MaxClockSkew: -1})
-	if tb.stole != nil || !errors.Is(err, storage.ErrLockLost) {
+	if tb.stole != nil || !errors.Is(err, vault.ErrLockLost) {
 		t.Fatalf("Prune after its lock was broken (thief: %v): %v, want ErrLockLost", tb.stole, err)
 	}
 	if res == nil || res.ObjectsRemoved > 2 {

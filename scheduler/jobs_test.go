@@ -11,6 +11,7 @@ import (
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // testSite is a registered server: a store sealed to a fresh key, a GRS
@@ -20,7 +21,7 @@ type testSite struct {
 	site   *Site
 	store  *archive.Store
 	keys   *archive.Keys
-	vault  *storage.Vault
+	vault  *vault.Vault
 	source string
 }
 
@@ -30,14 +31,14 @@ func newTestSite(t *testing.T) *testSite {
 	t.Helper()
 	ctx := context.Background()
 	root := t.TempDir()
-	primary := storage.Account{URL: "file://" + filepath.Join(root, "primary")}
-	secondary := storage.Account{URL: "file://" + filepath.Join(root, "secondary")}
-	for _, a := range []storage.Account{primary, secondary} {
+	primary := vault.Account{URL: "file://" + filepath.Join(root, "primary")}
+	secondary := vault.Account{URL: "file://" + filepath.Join(root, "secondary")}
+	for _, a := range []vault.Account{primary, secondary} {
 		if err := os.MkdirAll(strings.TrimPrefix(a.URL, "file://"), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v, err := storage.CreateVault(ctx, primary, storage.CreateVaultOptions{Name: "jobs-test", Secondary: &secondary}, testNow)
+	v, err := vault.CreateVault(ctx, primary, vault.CreateVaultOptions{Name: "jobs-test", Secondary: &secondary}, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +109,8 @@ func TestOffloadJobMovesOldPointsToBothCopies(t *testing.T) {
 		t.Fatalf("a dry run put %d points in the vault", n)
 	}
 
-	var opened []storage.VaultConfig
-	ts.site.VaultOpened = func(vc storage.VaultConfig) { opened = append(opened, vc) }
+	var opened []vault.VaultConfig
+	ts.site.VaultOpened = func(vc vault.VaultConfig) { opened = append(opened, vc) }
 	rep, err := Offload(ctx, ts.site, ts.store, OffloadRequest{Policy: ts.site.Policy})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +118,7 @@ func TestOffloadJobMovesOldPointsToBothCopies(t *testing.T) {
 	if len(rep.Result.Archived) != 1 || len(rep.Problems()) != 0 {
 		t.Fatalf("archived %v, problems %v; want one point and none", rep.Result.Archived, rep.Problems())
 	}
-	if len(opened) != 1 || opened[0].Replication != storage.GRS {
+	if len(opened) != 1 || opened[0].Replication != vault.GRS {
 		t.Errorf("VaultOpened saw %v, want the GRS vault's settings once", opened)
 	}
 	for name, b := range map[string]storage.Backend{"primary": ts.vault.Primary(), "secondary": ts.vault.Secondary()} {

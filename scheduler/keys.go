@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // RepairKeysHint is what to do about a store whose key files are damaged.
@@ -16,7 +17,7 @@ const RepairKeysHint = "rebuild the store's key files from the passphrase-wrappe
 // CheckVaultEnvelope refuses to offload points the vault could never give
 // back: the vault must hold the key envelope of the key the store seals
 // to, and it must be that very public key.
-func CheckVaultEnvelope(ctx context.Context, v *storage.Vault, pub archive.PublicKeys) error {
+func CheckVaultEnvelope(ctx context.Context, v *vault.Vault, pub archive.PublicKeys) error {
 	env, _, err := v.LoadKeyEnvelope(ctx, pub.Fingerprint)
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("vault %q holds no key envelope for the store's key %s: points offloaded there would be unrecoverable from the vault, so nothing was offloaded; store it there again with 'tapeless configure --repair-keys' (needs the passphrase)",
@@ -60,7 +61,7 @@ func RepairKeys(ctx context.Context, site *Site, checkKey func(fp string) error,
 	}
 	defer clear(pass)
 
-	var v *storage.Vault
+	var v *vault.Vault
 	var vaultEnv []byte
 	if site.registered() {
 		if v, err = site.openStorageVault(ctx); err != nil {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/retention"
-	"github.com/tapeless/tapeless/scheduler/humanize"
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/humanize"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // OffloadRequest is one run of the offload job.
@@ -60,7 +60,7 @@ func Offload(ctx context.Context, site *Site, s *archive.Store, req OffloadReque
 	if scratch == "" {
 		scratch = s.Dir()
 	}
-	if err := storage.CheckScratch(scratch, plan.Upload); err != nil {
+	if err := vault.CheckScratch(scratch, plan.Upload); err != nil {
 		return nil, err
 	}
 	v, err := site.OpenVault(ctx)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // ErrNotRegistered means a job needs the vault and the server is not
@@ -36,13 +37,13 @@ type Site struct {
 	Note func(msg string)
 	// VaultOpened is called with the vault's own settings each time a job
 	// opens it, so the caller can bring a cached copy up to date.
-	VaultOpened func(storage.VaultConfig)
+	VaultOpened func(vault.VaultConfig)
 }
 
 // VaultSpec is how to reach the vault this server is registered to.
 type VaultSpec struct {
 	Name    string
-	Primary storage.Account
+	Primary vault.Account
 	// Secondary holds the keys of the secondary endpoint when they differ
 	// from the primary's (nil: the same keys).
 	Secondary *storage.Options

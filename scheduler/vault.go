@@ -10,12 +10,13 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // Vault is the site's vault opened for the jobs: throttled as configured,
 // reads falling back to the secondary copy and saying so.
 type Vault struct {
-	*storage.Vault
+	*vault.Vault
 	// Target is the vault as offload and prune write to it: its Backend
 	// is Read.
 	Target archive.VaultTarget
@@ -47,11 +48,11 @@ func (o *Vault) Close() error {
 
 // openStorageVault opens the site's vault and reports its settings to
 // VaultOpened.
-func (s *Site) openStorageVault(ctx context.Context) (*storage.Vault, error) {
+func (s *Site) openStorageVault(ctx context.Context) (*vault.Vault, error) {
 	if !s.registered() {
 		return nil, ErrNotRegistered
 	}
-	v, err := storage.OpenVault(ctx, s.Vault.Primary, s.Vault.Name, s.Vault.Secondary)
+	v, err := vault.OpenVault(ctx, s.Vault.Primary, s.Vault.Name, s.Vault.Secondary)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func (s *Site) openStorageVault(ctx context.Context) (*storage.Vault, error) {
 
 // OpenVaultAdmin opens the site's vault for its own records (key
 // envelopes, registrations), without the read and write paths.
-func (s *Site) OpenVaultAdmin(ctx context.Context) (*storage.Vault, error) {
+func (s *Site) OpenVaultAdmin(ctx context.Context) (*vault.Vault, error) {
 	return s.openStorageVault(ctx)
 }
 
@@ -112,11 +113,11 @@ func (s *Site) OpenVaultForRead(ctx context.Context) (*Vault, error) {
 	if err == nil || !s.registered() || s.Vault.SecondaryURL == "" {
 		return o, err
 	}
-	sa := storage.Account{URL: s.Vault.SecondaryURL, Options: s.Vault.Primary.Options}
+	sa := vault.Account{URL: s.Vault.SecondaryURL, Options: s.Vault.Primary.Options}
 	if so := s.Vault.Secondary; so != nil {
 		sa.Options = *so
 	}
-	v, serr := storage.OpenVault(ctx, sa, s.Vault.Name, s.Vault.Secondary)
+	v, serr := vault.OpenVault(ctx, sa, s.Vault.Name, s.Vault.Secondary)
 	if serr != nil {
 		return nil, fmt.Errorf("%w; the secondary copy at %s failed too: %v", err, storage.Redact(s.Vault.SecondaryURL), serr)
 	}
@@ -149,7 +150,7 @@ func StageVault(ctx context.Context, site *Site, v *Vault, bytes int64) (*archiv
 	if staging == "" {
 		staging = filepath.Join(filepath.Dir(site.Store), "staging")
 	}
-	if err := storage.CheckScratch(staging, bytes); err != nil {
+	if err := vault.CheckScratch(staging, bytes); err != nil {
 		return nil, err
 	}
 	return archive.NewStagedVault(ctx, v.Read, staging)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tapeless/tapeless/storage/humanize"
 )
 
 // MaxClockSkew is how far the local clock may be from the vault's before
@@ -43,7 +45,7 @@ func (e *ClockSkewError) Error() string {
 		skew, side = -skew, "ahead of"
 	}
 	return fmt.Sprintf("clock skew of %s between this machine and %s exceeds %s (this machine's clock is %s the server's): fix the clock (NTP) before offload, local delete or prune",
-		formatDuration(skew), e.Location, formatDuration(e.Max), side)
+		humanize.Duration(skew), e.Location, humanize.Duration(e.Max), side)
 }
 
 // Unwrap returns ErrClockSkew.

@@ -1,7 +1,9 @@
 // Package storage owns where bytes live: the Backend interface for named,
-// write-once objects and its implementations (file, S3, replicated,
-// throttled), plus vault configuration, vault credentials and registration
-// records. It knows nothing of the archive format.
+// write-once objects and its implementations (file, S3, prefixed,
+// replicated — the one GRS path — and throttled). The vault's own records
+// and the product's rules live in storage/vault, the conformance suite and
+// the fault wrapper in storage/storagetest. It knows nothing of the archive
+// format.
 //
 // Open turns a URL into a Backend: file:///abs/path gives a File (the
 // embedded default), s3://host:port/bucket[/prefix][?insecure=1] an S3 on

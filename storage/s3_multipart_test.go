@@ -10,6 +10,7 @@ import (
 	"time"
 
 	miniogo "github.com/minio/minio-go/v7"
+
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
 )

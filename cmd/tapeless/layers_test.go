@@ -32,11 +32,12 @@ type layer struct {
 var layers = map[string]layer{
 	"storage":             {testImports: []string{"storage/storagetest"}},
 	"storage/storagetest": {imports: []string{"storage"}},
+	"storage/vault":       {imports: []string{"storage"}, testImports: []string{"storage/storagetest"}},
 	"retention":           {},
-	"archive":             {imports: []string{"storage"}, testImports: []string{"storage/storagetest"}},
-	"scheduler":           {imports: []string{"archive", "retention", "storage"}, testImports: []string{"storage/storagetest"}},
+	"archive":             {imports: []string{"storage", "storage/vault"}, testImports: []string{"storage/storagetest"}},
+	"scheduler":           {imports: []string{"archive", "retention", "storage", "storage/vault"}, testImports: []string{"storage/storagetest"}},
 	"cmd/tapeless": {
-		imports:     []string{"scheduler", "archive", "retention", "storage"},
+		imports:     []string{"scheduler", "archive", "retention", "storage", "storage/vault"},
 		testImports: []string{"storage/storagetest"},
 		// The jobs and the vault's assembly are the scheduler's: the
 		// CLI calls one job per command and never wires copies,
@@ -179,6 +180,9 @@ func TestLayersCatchForbiddenArrows(t *testing.T) {
 	files := map[string]string{
 		"storage/bad.go":          `import _ "` + modulePath + `/archive"`,
 		"storage/ok_test.go":      `import _ "` + modulePath + `/storage/storagetest"`,
+		"storage/bad2.go":         `import _ "` + modulePath + `/storage/vault"`,
+		"storage/vault/ok.go":     `import _ "` + modulePath + `/storage"`,
+		"storage/vault/bad.go":    `import _ "` + modulePath + `/archive"`,
 		"retention/bad.go":        `import _ "` + modulePath + `/storage"`,
 		"archive/bad.go":          `import _ "` + modulePath + `/scheduler"`,
 		"archive/bad2.go":         `import _ "` + modulePath + `/cmd/tapeless"`,
@@ -213,7 +217,7 @@ func TestLayersCatchForbiddenArrows(t *testing.T) {
 		got = append(got, b[:strings.Index(b, " ")])
 	}
 	want := []string{"archive/bad.go", "archive/bad2.go", "cmd/tapeless/bad.go", "cmd/tapeless/job.go",
-		"cmd/tapeless/wire.go", "retention/bad.go", "scheduler/bad.go", "storage/bad.go"}
+		"cmd/tapeless/wire.go", "retention/bad.go", "scheduler/bad.go", "storage/bad.go", "storage/bad2.go", "storage/vault/bad.go"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("violations in %v, want exactly %v; all:\n%s", got, want, strings.Join(bad, "\n"))
 	}

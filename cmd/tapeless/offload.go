@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
-	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/scheduler"
+	"github.com/tapeless/tapeless/storage/humanize"
 )
 
 func init() { addCommand(newOffloadCmd) }

@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
-	"github.com/tapeless/tapeless/scheduler/humanize"
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/humanize"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 func init() { addCommand(newPointsCmd) }
@@ -136,7 +136,7 @@ func listAllPoints(ctx context.Context, g *globalOptions, o pointsOptions) ([]po
 		p.Damaged = strings.TrimPrefix(p.Damaged+"; "+what, "; ")
 	}
 	var remote []archive.PointHeader
-	var regs []storage.Registration
+	var regs []vault.Registration
 	var remoteErr error
 	if cfg.Vault != nil && cfg.Vault.Name != "" {
 		remote, regs, remoteErr = listVaultPointsAndServers(ctx, cfg, catalogArchived(ctx, dir, cfg.Vault.Name))
@@ -338,7 +338,7 @@ func latestPoint(ps []archive.PointHeader, source string) (archive.PointHeader, 
 // shownKeys returns the key fingerprints whose points `points` shows: this
 // server's by default, one server's with --server, all (nil) with
 // --all-servers.
-func shownKeys(regs []storage.Registration, self string, o pointsOptions) (map[string]bool, error) {
+func shownKeys(regs []vault.Registration, self string, o pointsOptions) (map[string]bool, error) {
 	switch {
 	case o.allServers && o.server != "":
 		return nil, usageError{errors.New("give --server NAME or --all-servers, not both")}
@@ -352,7 +352,7 @@ func shownKeys(regs []storage.Registration, self string, o pointsOptions) (map[s
 			}
 		}
 		if len(keys) == 0 {
-			_, err := storage.ServerKey(regs, o.server)
+			_, err := vault.ServerKey(regs, o.server)
 			return nil, usageError{err}
 		}
 		return keys, nil

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/tapeless/tapeless/scheduler/humanize"
+	"github.com/tapeless/tapeless/storage/humanize"
 )
 
 // progressBar draws a one-line bar (bytes, percent, rate, ETA) on a

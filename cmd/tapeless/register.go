@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 func init() { addCommand(newRegisterCmd) }
@@ -160,7 +161,7 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 			return fmt.Errorf("host name: %w (pass --server NAME)", err)
 		}
 	}
-	if err := storage.ValidateServerName(server); err != nil {
+	if err := vault.ValidateServerName(server); err != nil {
 		return usageError{fmt.Errorf("%w (pass --server NAME)", err)}
 	}
 	cfg, err := loadConfig(g.configFile)
@@ -205,7 +206,7 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 	if err != nil {
 		return fmt.Errorf("read vault credentials file: %w (issue one with 'tapeless vault credentials NAME --url URL')", err)
 	}
-	if _, err := storage.ParseCredentials(credData); err != nil {
+	if _, err := vault.ParseCredentials(credData); err != nil {
 		return err
 	}
 
@@ -220,7 +221,7 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		}
 	}
 
-	creds, v, err := storage.ValidateCredentials(ctx, credData, now(), storage.Options{Proxy: o.proxy})
+	creds, v, err := vault.ValidateCredentials(ctx, credData, now(), storage.Options{Proxy: o.proxy})
 	if err != nil {
 		return err
 	}
@@ -293,7 +294,7 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		}
 	}
 	t := now()
-	if err := v.Register(ctx, storage.Registration{
+	if err := v.Register(ctx, vault.Registration{
 		Server: server, RegisteredAt: t, KeyFingerprint: fp, CredentialsSerial: creds.Serial, Version: version,
 		TakeOver: taken != nil,
 	}); err != nil {
@@ -345,7 +346,7 @@ type registerJSON struct {
 // checkServerNameFree refuses a second registration under a name the vault
 // already knows: two servers of one name would show as one in the vault's
 // list and their points could not be told apart.
-func checkServerNameFree(ctx context.Context, v *storage.Vault, server string) error {
+func checkServerNameFree(ctx context.Context, v *vault.Vault, server string) error {
 	regs, err := v.Registrations(ctx)
 	if err != nil {
 		return err
@@ -361,12 +362,12 @@ func checkServerNameFree(ctx context.Context, v *storage.Vault, server string) e
 
 // takeOverKeys opens the key envelope of the lost server's current key
 // from the vault with its passphrase. Nothing is written.
-func takeOverKeys(ctx context.Context, v *storage.Vault, server string, pass []byte) (*archive.Keys, []byte, error) {
+func takeOverKeys(ctx context.Context, v *vault.Vault, server string, pass []byte) (*archive.Keys, []byte, error) {
 	regs, err := v.Registrations(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := storage.ServerKey(regs, server)
+	r, err := vault.ServerKey(regs, server)
 	if err != nil {
 		return nil, nil, fmt.Errorf("take over %s: %w", server, err)
 	}
@@ -385,9 +386,9 @@ func takeOverKeys(ctx context.Context, v *storage.Vault, server string, pass []b
 }
 
 // takenServer is the lost server's name as registered (its case).
-func takenServer(ctx context.Context, v *storage.Vault, server string) string {
+func takenServer(ctx context.Context, v *vault.Vault, server string) string {
 	if regs, err := v.Registrations(ctx); err == nil {
-		if r, err := storage.ServerKey(regs, server); err == nil {
+		if r, err := vault.ServerKey(regs, server); err == nil {
 			return r.Server
 		}
 	}

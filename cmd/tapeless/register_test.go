@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tapeless/tapeless/archive"
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // fileVault creates an LRS vault in a fresh folder and issues a credentials
@@ -78,7 +78,7 @@ func TestRegisterPassphraseLength(t *testing.T) {
 	s.fails(exitError, "already registered", "register", "--credentials", creds, "--passphrase-file", exact, "--store", filepath.Join(dir, "store2"))
 }
 
-func mustOpenVault(t *testing.T, cfg *config) *storage.Vault {
+func mustOpenVault(t *testing.T, cfg *config) *vault.Vault {
 	t.Helper()
 	v, err := openConfiguredVault(context.Background(), cfg)
 	if err != nil {
@@ -196,11 +196,11 @@ func TestRegisterCredentialsErrors(t *testing.T) {
 
 	// A file of vault A used on vault B: B's issue record does not match.
 	_, _, credsB := fileVault(t, s, "errs-b")
-	c, err := storage.ParseCredentials(mustRead(t, credsB))
+	c, err := vault.ParseCredentials(mustRead(t, credsB))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := storage.ParseCredentials(mustRead(t, newer))
+	a, err := vault.ParseCredentials(mustRead(t, newer))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestRegisterLaterExpiryRefused(t *testing.T) {
 	}
 	dir := t.TempDir()
 	pass := writeFile(t, filepath.Join(dir, "pass"), "sixteen-chars-ok")
-	c, err := storage.ParseCredentials(mustRead(t, creds))
+	c, err := vault.ParseCredentials(mustRead(t, creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func mustRead(t *testing.T, path string) []byte {
 
 // resealed encodes c with a fresh checksum, as anyone could (docs/VAULT.md:
 // the checksum is SHA-256 of the compact JSON without the checksum).
-func resealed(t *testing.T, c *storage.Credentials) []byte {
+func resealed(t *testing.T, c *vault.Credentials) []byte {
 	t.Helper()
 	cp := *c
 	cp.Checksum = ""

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
-	"github.com/tapeless/tapeless/scheduler/humanize"
+	"github.com/tapeless/tapeless/storage/humanize"
 )
 
 func newVaultRepackEstimateCmd(g *globalOptions) *cobra.Command {

@@ -10,8 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
-	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/humanize"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 func init() { addCommand(newRestoreCmd) }
@@ -186,7 +187,7 @@ func restoreInto(ctx context.Context, g *globalOptions, o restoreOptions, cfg *c
 	if scratch == "" {
 		scratch = o.target
 	}
-	if err := storage.CheckScratch(scratch, p.Bytes); err != nil {
+	if err := vault.CheckScratch(scratch, p.Bytes); err != nil {
 		return err
 	}
 	// Read through the objects alone (index objects included), exactly as
@@ -274,7 +275,7 @@ func runRestoreOther(ctx context.Context, g *globalOptions, o restoreOptions, po
 		ov.Close()
 		return err
 	}
-	reg, err := storage.ServerKey(regs, o.server)
+	reg, err := vault.ServerKey(regs, o.server)
 	if err != nil {
 		ov.Close()
 		return usageError{err}

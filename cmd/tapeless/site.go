@@ -6,7 +6,7 @@ import (
 
 	"github.com/tapeless/tapeless/retention"
 	"github.com/tapeless/tapeless/scheduler"
-	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // siteOf is the configuration as the jobs see it. Notes go to g's stderr
@@ -20,7 +20,7 @@ func siteOf(g *globalOptions, c *config) *scheduler.Site {
 		Policy:   policyFromConfig(c),
 		Now:      now,
 		Loc:      time.Local,
-		VaultOpened: func(vc storage.VaultConfig) {
+		VaultOpened: func(vc vault.VaultConfig) {
 			// Best effort: the vault object is authoritative and was just
 			// read, so a config that cannot be rewritten now (read-only,
 			// or a racing 'configure') is only a stale copy, refreshed on

@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
-	"github.com/tapeless/tapeless/scheduler/humanize"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/humanize"
 )
 
 func init() { addCommand(newStatusCmd) }

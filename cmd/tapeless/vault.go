@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 func init() { addCommand(newVaultCmd) }
@@ -107,11 +108,11 @@ func (k secondaryKeys) options() *storage.Options {
 }
 
 // account returns the second copy's account at url.
-func (k secondaryKeys) account(url string) *storage.Account {
+func (k secondaryKeys) account(url string) *vault.Account {
 	if url == "" {
 		return nil
 	}
-	a := &storage.Account{URL: url}
+	a := &vault.Account{URL: url}
 	if o := k.options(); o != nil {
 		a.Options = *o
 	}
@@ -174,26 +175,26 @@ func runVaultCreate(ctx context.Context, g *globalOptions, o vaultCreateOptions,
 	if err := checkSecondaryURLFlag(o.secondaryURL); err != nil {
 		return err
 	}
-	if err := storage.ValidateVaultName(name); err != nil {
+	if err := vault.ValidateVaultName(name); err != nil {
 		return usageError{err}
 	}
-	repl, err := storage.ParseReplication(o.replication)
+	repl, err := vault.ParseReplication(o.replication)
 	if err != nil {
 		return usageError{err}
 	}
 	if o.immutableDays < 0 {
 		return usageError{fmt.Errorf("--immutable-days must be 0 (off) or more, not %d", o.immutableDays)}
 	}
-	if repl == storage.GRS && o.secondaryURL == "" {
+	if repl == vault.GRS && o.secondaryURL == "" {
 		return usageError{errors.New("GRS replication keeps a second copy and needs its location: add --secondary-url URL (another endpoint or bucket), or choose --replication LRS for a single copy")}
 	}
 	sk, err := o.secondary.resolve()
 	if err != nil {
 		return err
 	}
-	co := storage.CreateVaultOptions{Name: name, Replication: repl, ImmutableDays: o.immutableDays,
+	co := vault.CreateVaultOptions{Name: name, Replication: repl, ImmutableDays: o.immutableDays,
 		Secondary: sk.account(o.secondaryURL)}
-	v, err := storage.CreateVault(ctx, storage.Account{URL: o.url}, co, now())
+	v, err := vault.CreateVault(ctx, vault.Account{URL: o.url}, co, now())
 	if err != nil {
 		return err
 	}
@@ -232,7 +233,7 @@ type vaultInfo struct {
 	Updated       time.Time `json:"updated"`
 }
 
-func vaultJSON(c storage.VaultConfig) vaultInfo {
+func vaultJSON(c vault.VaultConfig) vaultInfo {
 	return vaultInfo{
 		Name: c.Name, Replication: string(c.Replication), PrimaryURL: c.PrimaryURL,
 		SecondaryURL: c.SecondaryURL, ImmutableDays: c.ImmutableDays, Created: c.Created.UTC(), Updated: c.Updated.UTC(),
@@ -281,27 +282,27 @@ func runVaultCredentials(ctx context.Context, g *globalOptions, o vaultCredentia
 	if err := checkURLFlag(o.url); err != nil {
 		return err
 	}
-	if err := storage.ValidateVaultName(name); err != nil {
+	if err := vault.ValidateVaultName(name); err != nil {
 		return usageError{err}
 	}
 	if (o.accessKey == "") != (o.secretKey == "") {
 		return usageError{errors.New("--access-key and --secret-key go together")}
 	}
-	keys := storage.AccessKeys{AccessKey: o.accessKey, SecretKey: o.secretKey}
+	keys := vault.AccessKeys{AccessKey: o.accessKey, SecretKey: o.secretKey}
 	u, err := storage.ParseURL(o.url)
 	if err != nil {
 		return usageError{err}
 	}
 	if keys.AccessKey == "" && u.Scheme == "s3" {
-		keys = storage.AccessKeys{AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+		keys = vault.AccessKeys{AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
 	}
 	sk, err := o.secondary.resolve()
 	if err != nil {
 		return err
 	}
 	keys.SecondaryAccessKey, keys.SecondarySecretKey = sk.access, sk.secret
-	acct := storage.Account{URL: o.url, Options: storage.Options{AccessKey: keys.AccessKey, SecretKey: keys.SecretKey}}
-	v, err := storage.OpenVault(ctx, acct, name, sk.options())
+	acct := vault.Account{URL: o.url, Options: storage.Options{AccessKey: keys.AccessKey, SecretKey: keys.SecretKey}}
+	v, err := vault.OpenVault(ctx, acct, name, sk.options())
 	if err != nil {
 		return err
 	}
@@ -313,7 +314,7 @@ func runVaultCredentials(ctx context.Context, g *globalOptions, o vaultCredentia
 	}
 	path := o.output
 	if path == "" {
-		path = storage.CredentialsFileName(v.Name(), t)
+		path = vault.CredentialsFileName(v.Name(), t)
 	}
 	if err := storage.WriteFileAtomic(path, data, 0o600); err != nil {
 		return fmt.Errorf("write credentials file: %w", err)
@@ -373,7 +374,7 @@ from the vault the next time it opens it.`,
 			if err := checkSecondaryURLFlag(secondaryURL); err != nil {
 				return err
 			}
-			r, err := storage.ParseReplication(args[1])
+			r, err := vault.ParseReplication(args[1])
 			if err != nil || args[1] == "" {
 				return usageError{fmt.Errorf("invalid replication %q: use GRS or LRS", args[1])}
 			}
@@ -381,7 +382,7 @@ from the vault the next time it opens it.`,
 			if err != nil {
 				return err
 			}
-			v, err := storage.OpenVault(cmd.Context(), storage.Account{URL: url}, args[0], sk.options())
+			v, err := vault.OpenVault(cmd.Context(), vault.Account{URL: url}, args[0], sk.options())
 			if err != nil {
 				return err
 			}
@@ -430,7 +431,7 @@ func newVaultListCmd(g *globalOptions) *cobra.Command {
 			if err := checkURLFlag(url); err != nil {
 				return err
 			}
-			vs, err := storage.ListVaults(cmd.Context(), storage.Account{URL: url})
+			vs, err := vault.ListVaults(cmd.Context(), vault.Account{URL: url})
 			if err != nil {
 				return err
 			}
@@ -480,7 +481,7 @@ func orDash(s string) string {
 // vaultStatusJSON is the JSON of `vault status`.
 type vaultStatusJSON struct {
 	vaultInfo
-	Servers     []storage.Registration `json:"servers"`
+	Servers     []vault.Registration `json:"servers"`
 	Credentials struct {
 		Issued    bool       `json:"issued"`
 		Valid     bool       `json:"valid"`
@@ -531,7 +532,7 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 	}
 	out := vaultStatusJSON{vaultInfo: vaultJSON(st.Config), Servers: st.Servers}
 	if out.Servers == nil {
-		out.Servers = []storage.Registration{}
+		out.Servers = []vault.Registration{}
 	}
 	out.PointsArchived = st.HasPoints
 	out.ReplicationFrozen = st.HasPoints
@@ -543,7 +544,7 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 		out.Credentials.IssuedAt = &st.LatestIssue.IssuedAt
 		out.Credentials.ExpiresAt = &st.LatestIssue.ExpiresAt
 	}
-	if st.Config.Replication == storage.GRS {
+	if st.Config.Replication == vault.GRS {
 		ok := st.SecondaryOK
 		out.SecondaryReachable = &ok
 		if st.SecondaryErr != nil {
@@ -554,7 +555,7 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 	out.PendingReplication = pending
 	// A status that shows NOT OK must not exit 0: monitoring runs it.
 	var degraded error
-	if st.Config.Replication == storage.GRS && !st.SecondaryOK {
+	if st.Config.Replication == vault.GRS && !st.SecondaryOK {
 		degraded = fmt.Errorf("the second copy of vault %q at %s is NOT OK: %v", out.Name, out.SecondaryURL, st.SecondaryErr)
 	}
 	if g.json {
@@ -570,7 +571,7 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 	fmt.Fprintf(w, "Vault:        %s\n", out.Name)
 	fmt.Fprintf(w, "Location:     %s\n", out.PrimaryURL)
 	switch {
-	case st.Config.Replication == storage.LRS:
+	case st.Config.Replication == vault.LRS:
 		fmt.Fprintf(w, "Replication:  LRS (one copy)\n")
 	case st.SecondaryOK:
 		fmt.Fprintf(w, "Replication:  GRS, second copy at %s (reachable)\n", out.SecondaryURL)
@@ -583,7 +584,7 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 		fmt.Fprintf(w, "              can still be changed (no recovery point archived yet)\n")
 	}
 	fmt.Fprintf(w, "Immutable:    %s\n", immutableText(out.ImmutableDays))
-	if st.Config.Replication == storage.GRS {
+	if st.Config.Replication == vault.GRS {
 		printPendingReplication(w, pending, pendingErr) // status.go
 	}
 	switch {
@@ -594,14 +595,14 @@ func runVaultStatus(ctx context.Context, g *globalOptions) error {
 	default:
 		fmt.Fprintf(w, "Credentials:  newest file expired at %s\n", st.LatestIssue.ExpiresAt.Local().Format("2006-01-02 15:04 MST"))
 	}
-	current, _ := storage.CurrentRegistrations(st.Servers)
+	current, _ := vault.CurrentRegistrations(st.Servers)
 	fmt.Fprintf(w, "Servers:      %d registered\n", len(current))
 	printServers(w, st.Servers, cfg.Server)
 	return degraded
 }
 
-func printServers(w io.Writer, regs []storage.Registration, self string) {
-	current, replaced := storage.CurrentRegistrations(regs)
+func printServers(w io.Writer, regs []vault.Registration, self string) {
+	current, replaced := vault.CurrentRegistrations(regs)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, r := range current {
 		mark := ""
@@ -621,26 +622,26 @@ func printServers(w io.Writer, regs []storage.Registration, self string) {
 }
 
 // vaultAccounts returns how to reach the configured vault.
-func vaultAccounts(c *config) (storage.Account, *storage.Options) {
+func vaultAccounts(c *config) (vault.Account, *storage.Options) {
 	o := storage.Options{AccessKey: c.Vault.AccessKey, SecretKey: c.Vault.SecretKey, Proxy: c.Proxy}
 	var so *storage.Options
 	if c.Vault.SecondaryAccessKey != "" {
 		so = &storage.Options{AccessKey: c.Vault.SecondaryAccessKey, SecretKey: c.Vault.SecondarySecretKey, Proxy: c.Proxy}
 	}
-	return storage.Account{URL: c.Vault.URL, Options: o}, so
+	return vault.Account{URL: c.Vault.URL, Options: o}, so
 }
 
 // openConfiguredVault opens the vault this server is registered to and
 // brings the config's copy of the vault's settings up to date.
-func openConfiguredVault(ctx context.Context, c *config) (*storage.Vault, error) {
+func openConfiguredVault(ctx context.Context, c *config) (*vault.Vault, error) {
 	return siteOf(nil, c).OpenVaultAdmin(ctx)
 }
 
 // cachedSecondaryURL is the second copy the config names: none for LRS,
 // whose vault config may still name a former, no longer maintained copy
 // that restore must not fall back to.
-func cachedSecondaryURL(vc storage.VaultConfig) string {
-	if vc.Replication != storage.GRS {
+func cachedSecondaryURL(vc vault.VaultConfig) string {
+	if vc.Replication != vault.GRS {
 		return ""
 	}
 	return vc.SecondaryURL
@@ -648,7 +649,7 @@ func cachedSecondaryURL(vc storage.VaultConfig) string {
 
 // syncVaultCache copies the vault's replication settings into c's vault
 // section and saves c when they changed; it reports whether they did.
-func syncVaultCache(c *config, vc storage.VaultConfig) (bool, error) {
+func syncVaultCache(c *config, vc vault.VaultConfig) (bool, error) {
 	if c.Vault == nil || c.path == "" || !strings.EqualFold(c.Vault.Name, vc.Name) {
 		return false, nil
 	}

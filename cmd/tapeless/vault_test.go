@@ -13,6 +13,7 @@ import (
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // session runs tapeless command lines against one config file and keeps
@@ -227,7 +228,7 @@ func TestVaultWalkthroughMinIO(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	s2 := newSession(t)
-	s2.fails(exitError, storage.ErrCredentialsInvalid.Error(), "register", "--credentials", credFile,
+	s2.fails(exitError, vault.ErrCredentialsInvalid.Error(), "register", "--credentials", credFile,
 		"--passphrase-file", pass, "--store", filepath.Join(dir, "store2"))
 	s2.ok("register", "--credentials", credFile+"2", "--passphrase-file", pass, "--store", filepath.Join(dir, "store2"), "--server", "second-host")
 	if out := s2.ok("vault", "status"); !strings.Contains(out, "2 registered") || !strings.Contains(out, "second-host (this server)") {
@@ -287,7 +288,7 @@ func TestVaultSecondaryKeysCLI(t *testing.T) {
 	if !strings.Contains(out, "second copy "+so.AccessKey) {
 		t.Errorf("credentials output does not mention the second copy's keys: %s", out)
 	}
-	c, err := storage.ParseCredentials(mustRead(t, cred))
+	c, err := vault.ParseCredentials(mustRead(t, cred))
 	if err != nil {
 		t.Fatal(err)
 	}

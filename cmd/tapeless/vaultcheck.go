@@ -11,7 +11,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/scheduler"
-	"github.com/tapeless/tapeless/scheduler/humanize"
+	"github.com/tapeless/tapeless/storage/humanize"
 )
 
 // vaultVerifyJSON is verify --vault's --json output.

@@ -9,6 +9,7 @@ import (
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // openVaultForRead opens the vault of cfg for commands that only read
@@ -34,7 +35,7 @@ func listVaultPoints(ctx context.Context, c *config, known []archive.ID) ([]arch
 
 // listVaultPointsAndServers is listVaultPoints with the vault's
 // registrations, read through one opening of the vault.
-func listVaultPointsAndServers(ctx context.Context, c *config, known []archive.ID) ([]archive.PointHeader, []storage.Registration, error) {
+func listVaultPointsAndServers(ctx context.Context, c *config, known []archive.ID) ([]archive.PointHeader, []vault.Registration, error) {
 	g := &globalOptions{quiet: true}
 	o, err := openVaultForRead(ctx, g, c)
 	if err != nil {
@@ -152,7 +153,7 @@ func pointsOfKey(ps []archive.PointHeader, key string) []archive.PointHeader {
 }
 
 // serverOfKey names the server registered with key, for messages.
-func serverOfKey(ctx context.Context, v *storage.Vault, key string) string {
+func serverOfKey(ctx context.Context, v *vault.Vault, key string) string {
 	regs, err := v.Registrations(ctx)
 	if err != nil {
 		return "NAME"

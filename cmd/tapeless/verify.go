@@ -10,7 +10,7 @@ import (
 
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/scheduler"
-	"github.com/tapeless/tapeless/scheduler/humanize"
+	"github.com/tapeless/tapeless/storage/humanize"
 )
 
 func init() { addCommand(newVerifyCmd) }

@@ -1,4 +1,4 @@
-package storage
+package vault
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tapeless/tapeless/storage"
 )
 
 // Registration is a registration record (servers/<server>-<time>.json):
@@ -108,7 +110,7 @@ func (v *Vault) Register(ctx context.Context, r Registration) error {
 // Registrations returns every registration record, oldest first.
 func (v *Vault) Registrations(ctx context.Context) ([]Registration, error) {
 	var names []string
-	if err := v.primary.List(ctx, VaultServersPrefix, func(i Info) error {
+	if err := v.primary.List(ctx, VaultServersPrefix, func(i storage.Info) error {
 		if strings.HasSuffix(i.Name, ".json") {
 			names = append(names, i.Name)
 		}
@@ -166,7 +168,7 @@ func (v *Vault) LoadKeyEnvelope(ctx context.Context, fp string) ([]byte, uint64,
 		return nil, 0, err
 	}
 	if !found {
-		return nil, 0, fmt.Errorf("no key envelope for key %s in vault %q: %w", fp, v.Name(), ErrNotFound)
+		return nil, 0, fmt.Errorf("no key envelope for key %s in vault %q: %w", fp, v.Name(), storage.ErrNotFound)
 	}
 	b, err := loadBytes(ctx, v.primary, name)
 	if err != nil {
@@ -179,7 +181,7 @@ func (v *Vault) LoadKeyEnvelope(ctx context.Context, fp string) ([]byte, uint64,
 func (v *Vault) KeyFingerprints(ctx context.Context) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
-	err := v.primary.List(ctx, VaultKeysPrefix, func(i Info) error {
+	err := v.primary.List(ctx, VaultKeysPrefix, func(i storage.Info) error {
 		fp, _, ok := strings.Cut(strings.TrimPrefix(i.Name, VaultKeysPrefix), "/")
 		if ok && !seen[fp] {
 			seen[fp] = true
@@ -205,7 +207,7 @@ func (v *Vault) RemoveOldKeyEnvelopes(ctx context.Context, fp string, keep uint6
 	var errs []error
 	for _, c := range v.Copies() {
 		var old []string
-		if err := c.List(ctx, dir, func(i Info) error {
+		if err := c.List(ctx, dir, func(i storage.Info) error {
 			if i.Name < seqName(dir, keep, "") {
 				old = append(old, i.Name)
 			}
@@ -214,7 +216,7 @@ func (v *Vault) RemoveOldKeyEnvelopes(ctx context.Context, fp string, keep uint6
 			return nil, fmt.Errorf("list key envelopes of vault %q: %w", v.Name(), err)
 		}
 		for _, n := range old {
-			if err := c.Remove(ctx, n); err != nil && !errors.Is(err, ErrNotFound) {
+			if err := c.Remove(ctx, n); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				left = append(left, c.Location()+"/"+n)
 				errs = append(errs, err)
 			}

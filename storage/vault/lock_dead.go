@@ -1,4 +1,4 @@
-package storage
+package vault
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/tapeless/tapeless/storage"
 )
 
 // ReleaseDeadLock ends a vault lock whose holder ran on this host and no
@@ -18,7 +20,7 @@ import (
 // Of two processes doing this at once one writes the generation and the
 // other sees ErrExists, which is success too: the lock is then acquired
 // as usual with AcquireLock.
-func ReleaseDeadLock(ctx context.Context, b Backend, name string) (*LockRecord, error) {
+func ReleaseDeadLock(ctx context.Context, b storage.Backend, name string) (*LockRecord, error) {
 	gen, latest, _, err := readLatest(ctx, b, name)
 	if err != nil || gen == 0 || latest.State != lockHeld {
 		return nil, err
@@ -31,7 +33,7 @@ func ReleaseDeadLock(ctx context.Context, b Backend, name string) (*LockRecord, 
 	rec.State = lockReleased
 	rec.Time = time.Now().UTC()
 	rec.BrokeStale = fmt.Sprintf("%s since %s (process gone)", latest.who(), latest.Time.UTC().Format(time.RFC3339))
-	if err := writeRecord(ctx, b, name, gen+1, rec); err != nil && !errors.Is(err, ErrExists) {
+	if err := writeRecord(ctx, b, name, gen+1, rec); err != nil && !errors.Is(err, storage.ErrExists) {
 		return nil, err
 	}
 	return &latest, nil

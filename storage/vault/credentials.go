@@ -1,4 +1,4 @@
-package storage
+package vault
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tapeless/tapeless/storage"
 )
 
 // CredentialsValidity is how long a vault credentials file is valid after
@@ -238,14 +240,14 @@ func (v *Vault) IssueCredentials(ctx context.Context, keys AccessKeys, now time.
 		}
 		name := seqName(VaultCredentialsPrefix, seq+1, ".json")
 		err = saveBytes(ctx, v.primary, name, recb)
-		if errors.Is(err, ErrExists) && attempt < 10 {
+		if errors.Is(err, storage.ErrExists) && attempt < 10 {
 			continue
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("record credentials issue in vault %q: %w", v.Name(), err)
 		}
 		if v.secondary != nil {
-			if err := saveBytes(ctx, v.secondary, name, recb); err != nil && !errors.Is(err, ErrExists) {
+			if err := saveBytes(ctx, v.secondary, name, recb); err != nil && !errors.Is(err, storage.ErrExists) {
 				return nil, nil, fmt.Errorf("record credentials issue in the secondary copy of vault %q: %w", v.Name(), err)
 			}
 		}
@@ -326,7 +328,7 @@ func (v *Vault) checkParsed(ctx context.Context, c *Credentials, now time.Time) 
 // access keys when it has them, else o's; o also gives the proxy) and
 // checks it against the newest issue record and the expiry at now. On
 // success the open vault is returned and the caller closes it.
-func ValidateCredentials(ctx context.Context, data []byte, now time.Time, o Options) (*Credentials, *Vault, error) {
+func ValidateCredentials(ctx context.Context, data []byte, now time.Time, o storage.Options) (*Credentials, *Vault, error) {
 	c, err := ParseCredentials(data)
 	if err != nil {
 		return nil, nil, err
@@ -347,7 +349,7 @@ func ValidateCredentials(ctx context.Context, data []byte, now time.Time, o Opti
 
 // Options returns base with the file's access keys filled in when the file
 // carries them.
-func (c *Credentials) Options(base Options) Options {
+func (c *Credentials) Options(base storage.Options) storage.Options {
 	if c.AccessKey != "" || c.SecretKey != "" {
 		base.AccessKey, base.SecretKey = c.AccessKey, c.SecretKey
 	}
@@ -357,7 +359,7 @@ func (c *Credentials) Options(base Options) Options {
 // SecondaryOptions returns base with the file's secondary keys filled in,
 // or nil when the file carries none: the GRS copy is then reached with the
 // primary's keys (see OpenVault).
-func (c *Credentials) SecondaryOptions(base Options) *Options {
+func (c *Credentials) SecondaryOptions(base storage.Options) *storage.Options {
 	if c.SecondaryAccessKey == "" && c.SecondarySecretKey == "" {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package storage
+package vault
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/humanize"
 )
 
 // LockPrefix is where vault lock records live. The archive must not store
@@ -61,14 +64,14 @@ type LockHeldError struct {
 }
 
 func (e *LockHeldError) Error() string {
-	age := formatDuration(e.Age) + " ago"
+	age := humanize.Duration(e.Age) + " ago"
 	if e.Age < 0 {
 		// The holder's clock is ahead of ours: CheckClockSkew says more.
-		age = formatDuration(-e.Age) + " in this machine's future"
+		age = humanize.Duration(-e.Age) + " in this machine's future"
 	}
 	return fmt.Sprintf("vault lock %q at %s is held by %s since %s (%s; stale after %s): wait for it to finish, or if that process is gone, retry after %s",
 		e.Name, e.Location, e.Record.who(), e.Record.Time.UTC().Format(time.RFC3339), age,
-		formatDuration(e.Record.TTL), e.Record.Time.Add(e.Record.TTL).UTC().Format(time.RFC3339))
+		humanize.Duration(e.Record.TTL), e.Record.Time.Add(e.Record.TTL).UTC().Format(time.RFC3339))
 }
 
 // Unwrap returns ErrLockHeld.
@@ -76,7 +79,7 @@ func (e *LockHeldError) Unwrap() error { return ErrLockHeld }
 
 // Lock is a vault lock held by this process (see AcquireLock).
 type Lock struct {
-	b      Backend
+	b      storage.Backend
 	name   string
 	gen    uint64
 	rec    LockRecord
@@ -114,11 +117,11 @@ type Lock struct {
 // small and the ladder never needs to delete them), or open the lock's
 // backend without ObjectLockDays when the bucket has no default
 // retention.
-func AcquireLock(ctx context.Context, b Backend, name, holder string, ttl time.Duration, now time.Time) (*Lock, error) {
+func AcquireLock(ctx context.Context, b storage.Backend, name, holder string, ttl time.Duration, now time.Time) (*Lock, error) {
 	if name == "" || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("vault lock %q: the name must be one path element", name)
 	}
-	if err := CheckName(LockPrefix + name); err != nil {
+	if err := storage.CheckName(LockPrefix + name); err != nil {
 		return nil, fmt.Errorf("vault lock %q: %w", name, err)
 	}
 	if ttl <= 0 {
@@ -133,7 +136,7 @@ func AcquireLock(ctx context.Context, b Backend, name, holder string, ttl time.D
 	// rounds settle it one way or the other.
 	for range 10 {
 		gen, latest, mod, err := readLatest(ctx, b, name)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) {
 			continue // removed as we read it: a newer generation exists
 		}
 		if err != nil {
@@ -154,7 +157,7 @@ func AcquireLock(ctx context.Context, b Backend, name, holder string, ttl time.D
 			l.rec.BrokeStale = fmt.Sprintf("%s since %s", latest.who(), latest.Time.UTC().Format(time.RFC3339))
 		}
 		err = writeRecord(ctx, b, name, gen+1, l.rec)
-		if errors.Is(err, ErrExists) {
+		if errors.Is(err, storage.ErrExists) {
 			continue
 		}
 		if err != nil {
@@ -193,7 +196,7 @@ func (l *Lock) Record() LockRecord { return l.rec }
 func (l *Lock) Check(ctx context.Context) error {
 	gen, latest, _, err := readLatest(ctx, l.b, l.name)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound):
 		// Only a newer holder removes older generations.
 		return l.lost(LockRecord{})
 	case err != nil:
@@ -240,7 +243,7 @@ func (l *Lock) Release(ctx context.Context) error {
 // next writes rec as the generation after ours.
 func (l *Lock) next(ctx context.Context, rec LockRecord) error {
 	err := writeRecord(ctx, l.b, l.name, l.gen+1, rec)
-	if errors.Is(err, ErrExists) {
+	if errors.Is(err, storage.ErrExists) {
 		_, latest, _, _ := readLatest(ctx, l.b, l.name)
 		return l.lost(latest)
 	}
@@ -258,7 +261,7 @@ func (l *Lock) next(ctx context.Context, rec LockRecord) error {
 func (l *Lock) cleanup(ctx context.Context) {
 	prefix := LockPrefix + l.name + "/"
 	var old []string
-	_ = l.b.List(ctx, prefix, func(i Info) error {
+	_ = l.b.List(ctx, prefix, func(i storage.Info) error {
 		if g, ok := parseGen(strings.TrimPrefix(i.Name, prefix)); ok && g < l.gen {
 			old = append(old, i.Name)
 		}
@@ -283,7 +286,7 @@ func parseGen(s string) (uint64, bool) {
 
 // readLatest returns the newest generation (0 when there is none), its
 // record and its modification time on the backend.
-func readLatest(ctx context.Context, b Backend, name string) (uint64, LockRecord, time.Time, error) {
+func readLatest(ctx context.Context, b storage.Backend, name string) (uint64, LockRecord, time.Time, error) {
 	gen, mod, err := newestGen(ctx, b, name)
 	if err != nil {
 		return 0, LockRecord{}, time.Time{}, err
@@ -308,13 +311,13 @@ func readLatest(ctx context.Context, b Backend, name string) (uint64, LockRecord
 	return gen, rec, mod, nil
 }
 
-func writeRecord(ctx context.Context, b Backend, name string, gen uint64, rec LockRecord) error {
+func writeRecord(ctx context.Context, b storage.Backend, name string, gen uint64, rec LockRecord) error {
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
 	if err := b.Save(ctx, genName(name, gen), bytes.NewReader(data), int64(len(data))); err != nil {
-		if errors.Is(err, ErrExists) {
+		if errors.Is(err, storage.ErrExists) {
 			return err
 		}
 		return fmt.Errorf("vault lock %q: write generation %d at %s: %w", name, gen, b.Location(), err)
@@ -324,11 +327,11 @@ func writeRecord(ctx context.Context, b Backend, name string, gen uint64, rec Lo
 
 // newestGen lists the lock's generations and returns the highest one (0
 // when there is none) with its modification time.
-func newestGen(ctx context.Context, b Backend, name string) (uint64, time.Time, error) {
+func newestGen(ctx context.Context, b storage.Backend, name string) (uint64, time.Time, error) {
 	prefix := LockPrefix + name + "/"
 	var gen uint64
 	var mod time.Time
-	err := b.List(ctx, prefix, func(i Info) error {
+	err := b.List(ctx, prefix, func(i storage.Info) error {
 		if g, ok := parseGen(strings.TrimPrefix(i.Name, prefix)); ok && g > gen {
 			gen, mod = g, i.ModTime
 		}

@@ -1,4 +1,4 @@
-package storage_test
+package vault_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 const (
@@ -18,7 +19,7 @@ const (
 	invalidText = "Invalid vault credentials provided"
 )
 
-func mustIssue(t *testing.T, v *storage.Vault, keys storage.AccessKeys, now time.Time) []byte {
+func mustIssue(t *testing.T, v *vault.Vault, keys vault.AccessKeys, now time.Time) []byte {
 	t.Helper()
 	c, file, err := v.IssueCredentials(context.Background(), keys, now)
 	if err != nil {
@@ -32,13 +33,13 @@ func mustIssue(t *testing.T, v *storage.Vault, keys storage.AccessKeys, now time
 
 func wantInvalid(t *testing.T, what string, err error) {
 	t.Helper()
-	if !errors.Is(err, storage.ErrCredentialsInvalid) || !strings.Contains(err.Error(), invalidText) {
+	if !errors.Is(err, vault.ErrCredentialsInvalid) || !strings.Contains(err.Error(), invalidText) {
 		t.Errorf("%s: %v, want %q", what, err, invalidText)
 	}
 }
 
 func TestCredentialsFileName(t *testing.T) {
-	got := storage.CredentialsFileName("Backup-1", time.Date(2026, 3, 4, 23, 59, 0, 0, time.UTC))
+	got := vault.CredentialsFileName("Backup-1", time.Date(2026, 3, 4, 23, 59, 0, 0, time.UTC))
 	if want := "Backup-1_2026-03-04.VaultCredentials"; got != want {
 		t.Errorf("CredentialsFileName = %q, want %q", got, want)
 	}
@@ -48,8 +49,8 @@ func TestCredentialsExpiry(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "exp", Replication: storage.LRS})
-		file := mustIssue(t, v, storage.AccessKeys{}, t0)
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "exp", Replication: vault.LRS})
+		file := mustIssue(t, v, vault.AccessKeys{}, t0)
 
 		if _, err := v.CheckCredentials(ctx, file, t0); err != nil {
 			t.Errorf("fresh file: %v", err)
@@ -57,22 +58,22 @@ func TestCredentialsExpiry(t *testing.T) {
 		if _, err := v.CheckCredentials(ctx, file, t0.Add(48*time.Hour-time.Second)); err != nil {
 			t.Errorf("at 48h - 1s: %v, want valid", err)
 		}
-		if _, err := v.CheckCredentials(ctx, file, t0.Add(48*time.Hour)); !errors.Is(err, storage.ErrCredentialsExpired) {
+		if _, err := v.CheckCredentials(ctx, file, t0.Add(48*time.Hour)); !errors.Is(err, vault.ErrCredentialsExpired) {
 			t.Errorf("at 48h: %v, want %q", err, expiredText)
 		}
 		_, err := v.CheckCredentials(ctx, file, t0.Add(48*time.Hour+time.Second))
-		if !errors.Is(err, storage.ErrCredentialsExpired) || !strings.HasPrefix(err.Error(), expiredText) ||
+		if !errors.Is(err, vault.ErrCredentialsExpired) || !strings.HasPrefix(err.Error(), expiredText) ||
 			!strings.Contains(err.Error(), "tapeless vault credentials exp --url "+v.Config.PrimaryURL) {
 			t.Errorf("at 48h + 1s: %v, want %q and how to get a new file", err, expiredText)
 		}
 		// The same through the URL inside the file.
-		_, w, err := storage.ValidateCredentials(ctx, file, t0.Add(48*time.Hour-time.Second), a.Options)
+		_, w, err := vault.ValidateCredentials(ctx, file, t0.Add(48*time.Hour-time.Second), a.Options)
 		if err != nil {
 			t.Errorf("ValidateCredentials at 48h - 1s: %v", err)
 		} else {
 			w.Close()
 		}
-		if _, _, err := storage.ValidateCredentials(ctx, file, t0.Add(48*time.Hour+time.Second), a.Options); !errors.Is(err, storage.ErrCredentialsExpired) {
+		if _, _, err := vault.ValidateCredentials(ctx, file, t0.Add(48*time.Hour+time.Second), a.Options); !errors.Is(err, vault.ErrCredentialsExpired) {
 			t.Errorf("ValidateCredentials at 48h + 1s: %v", err)
 		}
 	})
@@ -82,12 +83,12 @@ func TestCredentialsSuperseded(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "twice", Replication: storage.LRS})
-		first := mustIssue(t, v, storage.AccessKeys{}, t0)
-		second := mustIssue(t, v, storage.AccessKeys{}, t0) // two quick downloads
-		_, _, err := storage.ValidateCredentials(ctx, first, t0.Add(time.Second), a.Options)
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "twice", Replication: vault.LRS})
+		first := mustIssue(t, v, vault.AccessKeys{}, t0)
+		second := mustIssue(t, v, vault.AccessKeys{}, t0) // two quick downloads
+		_, _, err := vault.ValidateCredentials(ctx, first, t0.Add(time.Second), a.Options)
 		wantInvalid(t, "first of two quick issues", err)
-		_, w, err := storage.ValidateCredentials(ctx, second, t0.Add(time.Second), a.Options)
+		_, w, err := vault.ValidateCredentials(ctx, second, t0.Add(time.Second), a.Options)
 		if err != nil {
 			t.Fatalf("second of two quick issues: %v", err)
 		}
@@ -102,14 +103,14 @@ func TestCredentialsFlippedByte(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "flip", Replication: storage.LRS})
-		file := mustIssue(t, v, storage.AccessKeys{AccessKey: "AKIAFLIP", SecretKey: "flip-secret"}, t0)
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "flip", Replication: vault.LRS})
+		file := mustIssue(t, v, vault.AccessKeys{AccessKey: "AKIAFLIP", SecretKey: "flip-secret"}, t0)
 		// Every byte, flipped in two different bits, makes the file invalid.
 		for i := range file {
 			for _, bit := range []byte{0x01, 0x20} {
 				bad := append([]byte(nil), file...)
 				bad[i] ^= bit
-				if _, err := v.CheckCredentials(ctx, bad, t0); !errors.Is(err, storage.ErrCredentialsInvalid) {
+				if _, err := v.CheckCredentials(ctx, bad, t0); !errors.Is(err, vault.ErrCredentialsInvalid) {
 					t.Fatalf("byte %d (%q) xor %#x: %v, want %q", i, file[i], bit, err, invalidText)
 				}
 			}
@@ -117,12 +118,12 @@ func TestCredentialsFlippedByte(t *testing.T) {
 		// Once through the full path with the vault named by the file.
 		bad := append([]byte(nil), file...)
 		bad[len(bad)/2] ^= 0x01
-		_, _, err := storage.ValidateCredentials(ctx, bad, t0, a.Options)
+		_, _, err := vault.ValidateCredentials(ctx, bad, t0, a.Options)
 		wantInvalid(t, "flipped byte via ValidateCredentials", err)
 		// Truncated and empty files too.
-		_, _, err = storage.ValidateCredentials(ctx, file[:len(file)-10], t0, a.Options)
+		_, _, err = vault.ValidateCredentials(ctx, file[:len(file)-10], t0, a.Options)
 		wantInvalid(t, "truncated", err)
-		_, _, err = storage.ValidateCredentials(ctx, nil, t0, a.Options)
+		_, _, err = vault.ValidateCredentials(ctx, nil, t0, a.Options)
 		wantInvalid(t, "empty", err)
 	})
 }
@@ -131,17 +132,17 @@ func TestCredentialsTamperedWithNewChecksum(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "tamper", Replication: storage.LRS})
-		file := mustIssue(t, v, storage.AccessKeys{}, t0)
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "tamper", Replication: vault.LRS})
+		file := mustIssue(t, v, vault.AccessKeys{}, t0)
 		// Someone extends the validity and fixes up the checksum: the
 		// vault's issue record holds the checksum of the file as issued.
-		c, err := storage.ParseCredentials(file)
+		c, err := vault.ParseCredentials(file)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.ExpiresAt = c.ExpiresAt.Add(365 * 24 * time.Hour)
 		forged := reseal(t, c)
-		if _, err := storage.ParseCredentials(forged); err != nil {
+		if _, err := vault.ParseCredentials(forged); err != nil {
 			t.Fatalf("resealed file fails offline: %v", err)
 		}
 		_, err = v.CheckCredentials(ctx, forged, t0)
@@ -151,7 +152,7 @@ func TestCredentialsTamperedWithNewChecksum(t *testing.T) {
 
 // reseal re-encodes c with a correct checksum, as anyone can who reads
 // docs/VAULT.md.
-func reseal(t *testing.T, c *storage.Credentials) []byte {
+func reseal(t *testing.T, c *vault.Credentials) []byte {
 	t.Helper()
 	cp := *c
 	cp.Checksum = ""
@@ -171,31 +172,31 @@ func TestCredentialsOfAnotherVault(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		va := mustCreate(t, a, storage.CreateVaultOptions{Name: "vault-a", Replication: storage.LRS})
-		vb := mustCreate(t, a, storage.CreateVaultOptions{Name: "vault-b", Replication: storage.LRS})
-		fileA := mustIssue(t, va, storage.AccessKeys{}, t0)
-		mustIssue(t, vb, storage.AccessKeys{}, t0)
+		va := mustCreate(t, a, vault.CreateVaultOptions{Name: "vault-a", Replication: vault.LRS})
+		vb := mustCreate(t, a, vault.CreateVaultOptions{Name: "vault-b", Replication: vault.LRS})
+		fileA := mustIssue(t, va, vault.AccessKeys{}, t0)
+		mustIssue(t, vb, vault.AccessKeys{}, t0)
 
 		_, err := vb.CheckCredentials(ctx, fileA, t0)
 		wantInvalid(t, "file of vault A on vault B", err)
 		// Renamed to B with a fixed checksum: B's issue record refuses it.
-		c, err := storage.ParseCredentials(fileA)
+		c, err := vault.ParseCredentials(fileA)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.Vault = "vault-b"
-		_, _, err = storage.ValidateCredentials(ctx, reseal(t, c), t0, a.Options)
+		_, _, err = vault.ValidateCredentials(ctx, reseal(t, c), t0, a.Options)
 		wantInvalid(t, "file of vault A renamed to vault B", err)
 		// Same name in another account: another issue record.
 		other := k.account(t, "primary")
-		vo := mustCreate(t, other, storage.CreateVaultOptions{Name: "vault-a", Replication: storage.LRS})
-		mustIssue(t, vo, storage.AccessKeys{}, t0)
+		vo := mustCreate(t, other, vault.CreateVaultOptions{Name: "vault-a", Replication: vault.LRS})
+		mustIssue(t, vo, vault.AccessKeys{}, t0)
 		_, err = vo.CheckCredentials(ctx, fileA, t0)
 		wantInvalid(t, "file of vault-a on a same-named vault elsewhere", err)
 		// A file whose vault does not exist.
-		c, _ = storage.ParseCredentials(fileA)
+		c, _ = vault.ParseCredentials(fileA)
 		c.Vault = "vault-gone"
-		_, _, err = storage.ValidateCredentials(ctx, reseal(t, c), t0, a.Options)
+		_, _, err = vault.ValidateCredentials(ctx, reseal(t, c), t0, a.Options)
 		wantInvalid(t, "file naming a missing vault", err)
 	})
 }
@@ -204,19 +205,19 @@ func TestCredentialsCarryLocationsAndKeys(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		p, s := k.account(t, "primary"), k.account(t, "secondary")
-		v := mustCreate(t, p, storage.CreateVaultOptions{Name: "carry", Secondary: &s})
-		keys := storage.AccessKeys{AccessKey: p.Options.AccessKey, SecretKey: p.Options.SecretKey}
+		v := mustCreate(t, p, vault.CreateVaultOptions{Name: "carry", Secondary: &s})
+		keys := vault.AccessKeys{AccessKey: p.Options.AccessKey, SecretKey: p.Options.SecretKey}
 		file := mustIssue(t, v, keys, t0)
 		// No keys from the caller or the environment: the file's own keys
 		// must be enough.
 		t.Setenv("AWS_ACCESS_KEY_ID", "")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-		c, w, err := storage.ValidateCredentials(ctx, file, t0, storage.Options{})
+		c, w, err := vault.ValidateCredentials(ctx, file, t0, storage.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer w.Close()
-		if c.PrimaryURL != v.Config.PrimaryURL || c.SecondaryURL != v.Config.SecondaryURL || c.Replication != storage.GRS || c.SecretKey != keys.SecretKey {
+		if c.PrimaryURL != v.Config.PrimaryURL || c.SecondaryURL != v.Config.SecondaryURL || c.Replication != vault.GRS || c.SecretKey != keys.SecretKey {
 			t.Errorf("credentials carry %+v", c)
 		}
 		if w.Secondary() == nil {
@@ -253,9 +254,9 @@ func TestCredentialsCarrySecondaryKeys(t *testing.T) {
 	ctx := context.Background()
 	pu, po := minio(t, "primary")
 	su, so := minio(t, "secondary")
-	p := storage.Account{URL: pu, Options: po}
-	s := storage.Account{URL: su, Options: so}
-	v := mustCreate(t, p, storage.CreateVaultOptions{Name: "carry2", Secondary: &s})
+	p := vault.Account{URL: pu, Options: po}
+	s := vault.Account{URL: su, Options: so}
+	v := mustCreate(t, p, vault.CreateVaultOptions{Name: "carry2", Secondary: &s})
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 
@@ -268,10 +269,10 @@ func TestCredentialsCarrySecondaryKeys(t *testing.T) {
 		{"wrong secondary secret", "not-the-secondary-secret", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			keys := storage.AccessKeys{AccessKey: po.AccessKey, SecretKey: po.SecretKey,
+			keys := vault.AccessKeys{AccessKey: po.AccessKey, SecretKey: po.SecretKey,
 				SecondaryAccessKey: so.AccessKey, SecondarySecretKey: c.secret}
 			file := mustIssue(t, v, keys, t0)
-			cred, w, err := storage.ValidateCredentials(ctx, file, t0, storage.Options{})
+			cred, w, err := vault.ValidateCredentials(ctx, file, t0, storage.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,11 +295,11 @@ func TestCredentialsCarrySecondaryKeys(t *testing.T) {
 
 	// Without secondary keys the file has none, and the second copy is
 	// reached with the primary's keys.
-	file := mustIssue(t, v, storage.AccessKeys{AccessKey: po.AccessKey, SecretKey: po.SecretKey}, t0)
+	file := mustIssue(t, v, vault.AccessKeys{AccessKey: po.AccessKey, SecretKey: po.SecretKey}, t0)
 	if bytes.Contains(file, []byte("secondary_access_key")) {
 		t.Errorf("file without secondary keys names them:\n%s", file)
 	}
-	cred, err := storage.ParseCredentials(file)
+	cred, err := vault.ParseCredentials(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,8 +308,8 @@ func TestCredentialsCarrySecondaryKeys(t *testing.T) {
 	}
 
 	// An LRS vault's file never carries secondary keys.
-	l := mustCreate(t, p, storage.CreateVaultOptions{Name: "carry-lrs", Replication: storage.LRS})
-	file = mustIssue(t, l, storage.AccessKeys{AccessKey: po.AccessKey, SecretKey: po.SecretKey,
+	l := mustCreate(t, p, vault.CreateVaultOptions{Name: "carry-lrs", Replication: vault.LRS})
+	file = mustIssue(t, l, vault.AccessKeys{AccessKey: po.AccessKey, SecretKey: po.SecretKey,
 		SecondaryAccessKey: "x", SecondarySecretKey: "y"}, t0)
 	if bytes.Contains(file, []byte("secondary_")) {
 		t.Errorf("LRS file carries secondary keys:\n%s", file)
@@ -317,7 +318,7 @@ func TestCredentialsCarrySecondaryKeys(t *testing.T) {
 
 // saveRecord writes an issue record under seq to every copy of v, as anyone
 // holding the vault's S3 keys can.
-func saveRecord(t *testing.T, v *storage.Vault, seq uint64, rec storage.CredentialsIssue) {
+func saveRecord(t *testing.T, v *vault.Vault, seq uint64, rec vault.CredentialsIssue) {
 	t.Helper()
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -340,12 +341,12 @@ func TestCredentialsResignedLaterExpiry(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "resign", Replication: storage.LRS})
-		file := mustIssue(t, v, storage.AccessKeys{}, t0)
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "resign", Replication: vault.LRS})
+		file := mustIssue(t, v, vault.AccessKeys{}, t0)
 		if names := listNames(t, v.Copies()[0], "credentials/"); len(names) != 1 {
 			t.Errorf("credentials/ holds %v, want only the issue record", names)
 		}
-		c, err := storage.ParseCredentials(file)
+		c, err := vault.ParseCredentials(file)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,11 +355,11 @@ func TestCredentialsResignedLaterExpiry(t *testing.T) {
 		for _, at := range []time.Duration{time.Hour, 72 * time.Hour} {
 			_, err := v.CheckCredentials(ctx, forged, t0.Add(at))
 			wantInvalid(t, fmt.Sprintf("file with a later expires_at at %v", at), err)
-			_, _, err = storage.ValidateCredentials(ctx, forged, t0.Add(at), a.Options)
+			_, _, err = vault.ValidateCredentials(ctx, forged, t0.Add(at), a.Options)
 			wantInvalid(t, fmt.Sprintf("file with a later expires_at via ValidateCredentials at %v", at), err)
 		}
 		// The file as issued still expires on the record's time.
-		if _, err := v.CheckCredentials(ctx, file, t0.Add(72*time.Hour)); !errors.Is(err, storage.ErrCredentialsExpired) {
+		if _, err := v.CheckCredentials(ctx, file, t0.Add(72*time.Hour)); !errors.Is(err, vault.ErrCredentialsExpired) {
 			t.Errorf("file as issued at 72 h: %v, want %q", err, expiredText)
 		}
 	})
@@ -370,9 +371,9 @@ func TestCredentialsForgedIssueRecords(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "records", Replication: storage.LRS})
-		file := mustIssue(t, v, storage.AccessKeys{}, t0)
-		c, err := storage.ParseCredentials(file)
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "records", Replication: vault.LRS})
+		file := mustIssue(t, v, vault.AccessKeys{}, t0)
+		c, err := vault.ParseCredentials(file)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -381,7 +382,7 @@ func TestCredentialsForgedIssueRecords(t *testing.T) {
 		late := *c
 		late.IssuedAt, late.ExpiresAt = t0.Add(24*time.Hour), t0.Add(72*time.Hour)
 		lateFile := reseal(t, &late)
-		saveRecord(t, v, 0, storage.CredentialsIssue{Serial: late.Serial, IssuedAt: late.IssuedAt, ExpiresAt: late.ExpiresAt, FileChecksum: late.Checksum})
+		saveRecord(t, v, 0, vault.CredentialsIssue{Serial: late.Serial, IssuedAt: late.IssuedAt, ExpiresAt: late.ExpiresAt, FileChecksum: late.Checksum})
 		_, err = v.CheckCredentials(ctx, lateFile, t0.Add(60*time.Hour))
 		wantInvalid(t, "file of a record older than the newest", err)
 		if _, err := v.CheckCredentials(ctx, file, t0.Add(time.Hour)); err != nil {
@@ -390,7 +391,7 @@ func TestCredentialsForgedIssueRecords(t *testing.T) {
 
 		// The newest record copied as the next one, dated a day later:
 		// the file's checksum covers its issue time, so the copy is seen.
-		saveRecord(t, v, 2, storage.CredentialsIssue{Serial: c.Serial, IssuedAt: t0.Add(24 * time.Hour), FileChecksum: c.Checksum})
+		saveRecord(t, v, 2, vault.CredentialsIssue{Serial: c.Serial, IssuedAt: t0.Add(24 * time.Hour), FileChecksum: c.Checksum})
 		for _, at := range []time.Duration{time.Hour, 60 * time.Hour} {
 			_, err = v.CheckCredentials(ctx, file, t0.Add(at))
 			wantInvalid(t, fmt.Sprintf("record copied with a later date, at %v", at), err)
@@ -401,7 +402,7 @@ func TestCredentialsForgedIssueRecords(t *testing.T) {
 		ahead := *c
 		ahead.IssuedAt, ahead.ExpiresAt = t0.Add(365*24*time.Hour), t0.Add(367*24*time.Hour)
 		aheadFile := reseal(t, &ahead)
-		saveRecord(t, v, 3, storage.CredentialsIssue{Serial: ahead.Serial, IssuedAt: ahead.IssuedAt, FileChecksum: ahead.Checksum})
+		saveRecord(t, v, 3, vault.CredentialsIssue{Serial: ahead.Serial, IssuedAt: ahead.IssuedAt, FileChecksum: ahead.Checksum})
 		_, err = v.CheckCredentials(ctx, aheadFile, t0.Add(time.Hour))
 		wantInvalid(t, "record dated a year ahead", err)
 		if err == nil || !strings.Contains(err.Error(), "check both clocks") {
@@ -422,8 +423,8 @@ func TestCredentialsTamperedSecret(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "secret", Replication: storage.LRS})
-		c, err := storage.ParseCredentials(mustIssue(t, v, storage.AccessKeys{}, t0))
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "secret", Replication: vault.LRS})
+		c, err := vault.ParseCredentials(mustIssue(t, v, vault.AccessKeys{}, t0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -431,7 +432,7 @@ func TestCredentialsTamperedSecret(t *testing.T) {
 		_, err = v.CheckCredentials(ctx, reseal(t, c), t0)
 		wantInvalid(t, "other secret", err)
 		c.Secret = ""
-		_, err = storage.ParseCredentials(reseal(t, c))
+		_, err = vault.ParseCredentials(reseal(t, c))
 		wantInvalid(t, "no secret", err)
 	})
 }
@@ -445,7 +446,7 @@ func TestCredentialsVaultOfEarlierVersion(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "older", Replication: storage.LRS})
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "older", Replication: vault.LRS})
 		key := bytes.Repeat([]byte{7}, 32)
 		for _, cp := range v.Copies() {
 			if err := cp.Save(ctx, "credentials/signing-key", bytes.NewReader(key), int64(len(key))); err != nil {
@@ -453,7 +454,7 @@ func TestCredentialsVaultOfEarlierVersion(t *testing.T) {
 			}
 		}
 		serial := strings.Repeat("ab", 16)
-		saveRecord(t, v, 1, storage.CredentialsIssue{Serial: serial, IssuedAt: t0, ExpiresAt: t0.Add(48 * time.Hour)})
+		saveRecord(t, v, 1, vault.CredentialsIssue{Serial: serial, IssuedAt: t0, ExpiresAt: t0.Add(48 * time.Hour)})
 		old := fmt.Sprintf(`{
   "format": "tapeless-vault-credentials/1",
   "vault": "older",
@@ -473,7 +474,7 @@ func TestCredentialsVaultOfEarlierVersion(t *testing.T) {
 			t.Errorf("file of format 1: %v, want why and how to get a new one", err)
 		}
 
-		file := mustIssue(t, v, storage.AccessKeys{}, t0.Add(time.Hour))
+		file := mustIssue(t, v, vault.AccessKeys{}, t0.Add(time.Hour))
 		if _, err := v.CheckCredentials(ctx, file, t0.Add(2*time.Hour)); err != nil {
 			t.Errorf("new file on a vault of an earlier version: %v", err)
 		}
@@ -482,11 +483,11 @@ func TestCredentialsVaultOfEarlierVersion(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, _, err := storage.ValidateCredentials(ctx, file, t0.Add(2*time.Hour), a.Options); err != nil {
+		if _, _, err := vault.ValidateCredentials(ctx, file, t0.Add(2*time.Hour), a.Options); err != nil {
 			t.Errorf("after removing the old signing key: %v", err)
 		}
-		next := mustIssue(t, v, storage.AccessKeys{}, t0.Add(3*time.Hour))
-		_, w, err := storage.ValidateCredentials(ctx, next, t0.Add(3*time.Hour), a.Options)
+		next := mustIssue(t, v, vault.AccessKeys{}, t0.Add(3*time.Hour))
+		_, w, err := vault.ValidateCredentials(ctx, next, t0.Add(3*time.Hour), a.Options)
 		if err != nil {
 			t.Fatalf("issue after removing the old signing key: %v", err)
 		}
@@ -509,13 +510,13 @@ func TestCredentialsShortListingKeepsNewest(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "listing", Replication: storage.LRS})
-		first := mustIssue(t, v, storage.AccessKeys{}, t0)
-		second := mustIssue(t, v, storage.AccessKeys{}, t0)
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "listing", Replication: vault.LRS})
+		first := mustIssue(t, v, vault.AccessKeys{}, t0)
+		second := mustIssue(t, v, vault.AccessKeys{}, t0)
 		defer storage.SetOpenHookForTesting(func(url string, b storage.Backend) storage.Backend { return emptyListing{b} })()
-		_, _, err := storage.ValidateCredentials(ctx, first, t0.Add(time.Second), a.Options)
+		_, _, err := vault.ValidateCredentials(ctx, first, t0.Add(time.Second), a.Options)
 		wantInvalid(t, "first of two issues, listings empty", err)
-		_, w, err := storage.ValidateCredentials(ctx, second, t0.Add(time.Second), a.Options)
+		_, w, err := vault.ValidateCredentials(ctx, second, t0.Add(time.Second), a.Options)
 		if err != nil {
 			t.Fatalf("second of two issues with empty listings: %v", err)
 		}

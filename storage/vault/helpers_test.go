@@ -1,6 +1,7 @@
-package storage_test
+package vault_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"testing"
@@ -22,4 +23,24 @@ func minioLock(t *testing.T, which string) (string, storage.Options) {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+func newFile(t *testing.T) *storage.File {
+	t.Helper()
+	b, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func openMinIO(t *testing.T, which string) storage.Backend {
+	t.Helper()
+	u, o := storagetest.MinIO(t, which)
+	b, err := storage.Open(context.Background(), u, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }

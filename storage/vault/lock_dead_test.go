@@ -1,4 +1,4 @@
-package storage
+package vault
 
 import (
 	"context"
@@ -7,11 +7,13 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/tapeless/tapeless/storage"
 )
 
 func TestReleaseDeadLock(t *testing.T) {
 	ctx := context.Background()
-	b, err := NewFile(t.TempDir())
+	b, err := storage.NewFile(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package storage
+package vault
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tapeless/tapeless/storage"
 )
 
 // A vault is a named area of an account: one storage URL (file:///dir or
@@ -131,21 +133,21 @@ type VaultConfig struct {
 // secondary copies each live in an account.
 type Account struct {
 	URL     string
-	Options Options
+	Options storage.Options
 }
 
 // open opens the account root. lockDays > 0 puts every object under
 // retention (object lock) for that many days.
-func (a Account) open(ctx context.Context, lockDays int) (Backend, error) {
+func (a Account) open(ctx context.Context, lockDays int) (storage.Backend, error) {
 	o := a.Options
 	o.ObjectLockDays = lockDays
-	return Open(ctx, a.URL, o)
+	return storage.Open(ctx, a.URL, o)
 }
 
 // canonicalURL returns the account URL in the form ParseURL prints, so the
 // same account is always named the same way.
 func canonicalURL(raw string) (string, error) {
-	u, err := ParseURL(raw)
+	u, err := storage.ParseURL(raw)
 	if err != nil {
 		return "", err
 	}
@@ -159,8 +161,8 @@ type objectLocker interface {
 }
 
 // checkLockable refuses --immutable-days where the account cannot lock.
-func checkLockable(ctx context.Context, b Backend, url string) error {
-	l, ok := Innermost(b).(objectLocker)
+func checkLockable(ctx context.Context, b storage.Backend, url string) error {
+	l, ok := storage.Innermost(b).(objectLocker)
 	if !ok {
 		return fmt.Errorf("immutable days need an S3 bucket created with object lock; %s is a file URL, which cannot lock objects", url)
 	}
@@ -179,25 +181,25 @@ func checkLockable(ctx context.Context, b Backend, url string) error {
 type Vault struct {
 	Config VaultConfig
 
-	primary, secondary Backend
-	roots              []Backend // account roots to close
+	primary, secondary storage.Backend
+	roots              []storage.Backend // account roots to close
 }
 
 // Name returns the vault name.
 func (v *Vault) Name() string { return v.Config.Name }
 
 // Primary returns the primary copy, rooted at vaults/NAME/.
-func (v *Vault) Primary() Backend { return v.primary }
+func (v *Vault) Primary() storage.Backend { return v.primary }
 
 // Secondary returns the GRS copy rooted at vaults/NAME/, or nil for LRS.
-func (v *Vault) Secondary() Backend { return v.secondary }
+func (v *Vault) Secondary() storage.Backend { return v.secondary }
 
 // Copies returns every copy the replication setting demands, primary first.
-func (v *Vault) Copies() []Backend {
+func (v *Vault) Copies() []storage.Backend {
 	if v.secondary == nil {
-		return []Backend{v.primary}
+		return []storage.Backend{v.primary}
 	}
-	return []Backend{v.primary, v.secondary}
+	return []storage.Backend{v.primary, v.secondary}
 }
 
 // Location names the vault for messages: its primary location.
@@ -301,7 +303,7 @@ func CreateVault(ctx context.Context, primary Account, o CreateVaultOptions, now
 				return nil, err
 			}
 		}
-		b := Prefixed(root, vaultsPrefix+o.Name)
+		b := storage.Prefixed(root, vaultsPrefix+o.Name)
 		if i == 0 {
 			v.primary = b
 		} else {
@@ -327,13 +329,13 @@ func CreateVault(ctx context.Context, primary Account, o CreateVaultOptions, now
 // would otherwise share a folder). A claim left by a create that crashed
 // before writing the config is taken over, and so is the former second copy
 // of owner (a vault going GRS again).
-func claimName(ctx context.Context, root Backend, name, url string, owner *VaultConfig) error {
+func claimName(ctx context.Context, root storage.Backend, name, url string, owner *VaultConfig) error {
 	claim := vaultNamesPrefix + strings.ToLower(name)
 	err := saveBytes(ctx, root, claim, []byte(name))
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, ErrExists) {
+	if !errors.Is(err, storage.ErrExists) {
 		return fmt.Errorf("claim vault name %q at %s: %w", name, url, err)
 	}
 	existing, err := loadBytes(ctx, root, claim)
@@ -341,8 +343,8 @@ func claimName(ctx context.Context, root Backend, name, url string, owner *Vault
 		return fmt.Errorf("read vault name claim at %s: %w", url, err)
 	}
 	if string(existing) == name {
-		cfg, err := readConfig(ctx, Prefixed(root, vaultsPrefix+name))
-		if errors.Is(err, ErrNotFound) {
+		cfg, err := readConfig(ctx, storage.Prefixed(root, vaultsPrefix+name))
+		if errors.Is(err, storage.ErrNotFound) {
 			return nil // an interrupted create of the same name: finish it
 		}
 		if err != nil {
@@ -360,7 +362,7 @@ func claimName(ctx context.Context, root Backend, name, url string, owner *Vault
 // config and, for GRS, opens the secondary copy at the URL the config
 // names. secondary gives the keys and proxy for it; nil means the
 // primary's.
-func OpenVault(ctx context.Context, primary Account, name string, secondary *Options) (*Vault, error) {
+func OpenVault(ctx context.Context, primary Account, name string, secondary *storage.Options) (*Vault, error) {
 	if err := ValidateVaultName(name); err != nil {
 		return nil, err
 	}
@@ -375,7 +377,7 @@ func OpenVault(ctx context.Context, primary Account, name string, secondary *Opt
 	}
 	// The name may be spelled in another letter case than at create.
 	claimed, err := loadBytes(ctx, root, vaultNamesPrefix+strings.ToLower(name))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		root.Close()
 		return nil, fmt.Errorf("%w: no vault %q at %s: check the name and the URL ('tapeless vault list --url URL' shows the vaults of an account)", ErrVaultNotFound, name, purl)
 	}
@@ -384,8 +386,8 @@ func OpenVault(ctx context.Context, primary Account, name string, secondary *Opt
 		return nil, fmt.Errorf("open vault %q at %s: %w", name, purl, err)
 	}
 	name = string(claimed)
-	cfg, err := readConfig(ctx, Prefixed(root, vaultsPrefix+name))
-	if errors.Is(err, ErrNotFound) {
+	cfg, err := readConfig(ctx, storage.Prefixed(root, vaultsPrefix+name))
+	if errors.Is(err, storage.ErrNotFound) {
 		root.Close()
 		return nil, fmt.Errorf("%w: vault %q at %s was never completely created (run 'tapeless vault create' again)", ErrVaultNotFound, name, purl)
 	}
@@ -400,7 +402,7 @@ func OpenVault(ctx context.Context, primary Account, name string, secondary *Opt
 			return nil, err
 		}
 	}
-	v := &Vault{Config: cfg, primary: Prefixed(root, vaultsPrefix+name), roots: []Backend{root}}
+	v := &Vault{Config: cfg, primary: storage.Prefixed(root, vaultsPrefix+name), roots: []storage.Backend{root}}
 	if cfg.Replication == GRS {
 		so := primary.Options
 		if secondary != nil {
@@ -412,7 +414,7 @@ func OpenVault(ctx context.Context, primary Account, name string, secondary *Opt
 			return nil, fmt.Errorf("open secondary copy of vault %q: %w", name, err)
 		}
 		v.roots = append(v.roots, sroot)
-		v.secondary = Prefixed(sroot, vaultsPrefix+name)
+		v.secondary = storage.Prefixed(sroot, vaultsPrefix+name)
 	}
 	return v, nil
 }
@@ -430,7 +432,7 @@ func ListVaults(ctx context.Context, a Account) ([]VaultConfig, error) {
 	}
 	defer root.Close()
 	var names []string
-	err = root.List(ctx, vaultNamesPrefix, func(info Info) error {
+	err = root.List(ctx, vaultNamesPrefix, func(info storage.Info) error {
 		names = append(names, info.Name)
 		return nil
 	})
@@ -443,8 +445,8 @@ func ListVaults(ctx context.Context, a Account) ([]VaultConfig, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list vaults at %s: %w", url, err)
 		}
-		cfg, err := readConfig(ctx, Prefixed(root, vaultsPrefix+string(b)))
-		if errors.Is(err, ErrNotFound) {
+		cfg, err := readConfig(ctx, storage.Prefixed(root, vaultsPrefix+string(b)))
+		if errors.Is(err, storage.ErrNotFound) {
 			continue // an interrupted create
 		}
 		if err != nil {
@@ -459,7 +461,7 @@ func ListVaults(ctx context.Context, a Account) ([]VaultConfig, error) {
 // HasPoints reports whether any archived recovery point object exists.
 func (v *Vault) HasPoints(ctx context.Context) (bool, error) {
 	found := false
-	err := v.primary.List(ctx, VaultPointsPrefix, func(Info) error {
+	err := v.primary.List(ctx, VaultPointsPrefix, func(storage.Info) error {
 		found = true
 		return errStopList
 	})
@@ -527,7 +529,7 @@ func (v *Vault) SetReplication(ctx context.Context, r Replication, secondary *Ac
 			sroot.Close()
 			return err
 		}
-		sec := Prefixed(sroot, vaultsPrefix+v.Name())
+		sec := storage.Prefixed(sroot, vaultsPrefix+v.Name())
 		if err := copyMissing(ctx, v.primary, sec); err != nil {
 			sroot.Close()
 			return fmt.Errorf("copy vault %q to %s: %w", v.Name(), s.URL, err)
@@ -549,10 +551,10 @@ func (v *Vault) SetReplication(ctx context.Context, r Replication, secondary *Ac
 // and removes what src no longer has (a key envelope superseded while the
 // vault was LRS must not survive on a former second copy). Removal is best
 // effort: object lock may forbid it.
-func copyMissing(ctx context.Context, src, dst Backend) error {
+func copyMissing(ctx context.Context, src, dst storage.Backend) error {
 	var names []string
 	have := map[string]bool{}
-	if err := src.List(ctx, "", func(i Info) error {
+	if err := src.List(ctx, "", func(i storage.Info) error {
 		names = append(names, i.Name)
 		have[i.Name] = true
 		return nil
@@ -560,7 +562,7 @@ func copyMissing(ctx context.Context, src, dst Backend) error {
 		return err
 	}
 	var extra []string
-	if err := dst.List(ctx, "", func(i Info) error {
+	if err := dst.List(ctx, "", func(i storage.Info) error {
 		if !have[i.Name] {
 			extra = append(extra, i.Name)
 		}
@@ -576,7 +578,7 @@ func copyMissing(ctx context.Context, src, dst Backend) error {
 		if err != nil {
 			return err
 		}
-		if err := saveBytes(ctx, dst, n, b); err != nil && !errors.Is(err, ErrExists) {
+		if err := saveBytes(ctx, dst, n, b); err != nil && !errors.Is(err, storage.ErrExists) {
 			return err
 		}
 	}
@@ -601,11 +603,11 @@ func (v *Vault) writeConfig(ctx context.Context, cfg VaultConfig) error {
 	copies := v.Copies()
 	// When leaving GRS the old secondary learns it is no longer kept.
 	if cfg.Replication == LRS && v.secondary != nil {
-		copies = []Backend{v.primary, v.secondary}
+		copies = []storage.Backend{v.primary, v.secondary}
 	}
 	for _, c := range copies {
 		if err := saveBytes(ctx, c, name, b); err != nil {
-			if errors.Is(err, ErrExists) {
+			if errors.Is(err, storage.ErrExists) {
 				return fmt.Errorf("write vault config: the vault changed concurrently, try again: %w", err)
 			}
 			return fmt.Errorf("write vault config to %s: %w", c.Location(), err)
@@ -620,13 +622,13 @@ func (v *Vault) writeConfig(ctx context.Context, cfg VaultConfig) error {
 const maxSeqProbe = 1000
 
 // readConfig reads the newest config object of the vault at b.
-func readConfig(ctx context.Context, b Backend) (VaultConfig, error) {
+func readConfig(ctx context.Context, b storage.Backend) (VaultConfig, error) {
 	name, seq, found, err := newestSeq(ctx, b, VaultConfigPrefix, ".json")
 	if err != nil {
 		return VaultConfig{}, err
 	}
 	if !found {
-		return VaultConfig{}, fmt.Errorf("no config object: %w", ErrNotFound)
+		return VaultConfig{}, fmt.Errorf("no config object: %w", storage.ErrNotFound)
 	}
 	data, err := loadBytes(ctx, b, name)
 	if err != nil {
@@ -661,8 +663,8 @@ func seqName(dir string, seq uint64, ext string) string {
 
 // newestSeq finds the object with the highest sequence number directly in
 // dir (names made by seqName with any extension). Other names are ignored.
-func newestSeq(ctx context.Context, b Backend, dir, ext string) (name string, seq uint64, found bool, err error) {
-	err = b.List(ctx, dir, func(i Info) error {
+func newestSeq(ctx context.Context, b storage.Backend, dir, ext string) (name string, seq uint64, found bool, err error) {
+	err = b.List(ctx, dir, func(i storage.Info) error {
 		rest := strings.TrimPrefix(i.Name, dir)
 		if len(rest) < 20 || strings.Contains(rest, "/") {
 			return nil
@@ -686,7 +688,7 @@ func newestSeq(ctx context.Context, b Backend, dir, ext string) (name string, se
 	// made valid again.
 	for i := 0; i < maxSeqProbe; i++ {
 		next := seqName(dir, seq+1, ext)
-		if _, err := b.Stat(ctx, next); errors.Is(err, ErrNotFound) {
+		if _, err := b.Stat(ctx, next); errors.Is(err, storage.ErrNotFound) {
 			break
 		} else if err != nil {
 			return "", 0, false, fmt.Errorf("look for %s at %s: %w", next, b.Location(), err)
@@ -696,14 +698,14 @@ func newestSeq(ctx context.Context, b Backend, dir, ext string) (name string, se
 	return name, seq, found, nil
 }
 
-func saveBytes(ctx context.Context, b Backend, name string, data []byte) error {
+func saveBytes(ctx context.Context, b storage.Backend, name string, data []byte) error {
 	return b.Save(ctx, name, bytes.NewReader(data), int64(len(data)))
 }
 
 // maxMetaSize bounds metadata objects read into memory.
 const maxMetaSize = 16 << 20
 
-func loadBytes(ctx context.Context, b Backend, name string) ([]byte, error) {
+func loadBytes(ctx context.Context, b storage.Backend, name string) ([]byte, error) {
 	var out []byte
 	err := b.Load(ctx, name, 0, -1, func(r io.Reader) error {
 		var err error

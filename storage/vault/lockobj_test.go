@@ -1,4 +1,4 @@
-package storage_test
+package vault_test
 
 import (
 	"context"
@@ -10,11 +10,12 @@ import (
 
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
-func mustAcquire(t *testing.T, b storage.Backend, holder string, ttl time.Duration, now time.Time) *storage.Lock {
+func mustAcquire(t *testing.T, b storage.Backend, holder string, ttl time.Duration, now time.Time) *vault.Lock {
 	t.Helper()
-	l, err := storage.AcquireLock(context.Background(), b, "prune", holder, ttl, now)
+	l, err := vault.AcquireLock(context.Background(), b, "prune", holder, ttl, now)
 	if err != nil {
 		t.Fatalf("AcquireLock(%s) = %v", holder, err)
 	}
@@ -29,9 +30,9 @@ func TestLockExcludesAndReleases(t *testing.T) {
 	if a.Broken() != nil {
 		t.Errorf("Broken() = %+v on a free lock, want nil", a.Broken())
 	}
-	_, err := storage.AcquireLock(ctx, b, "prune", "prune B", time.Hour, now.Add(30*time.Minute))
-	var he *storage.LockHeldError
-	if !errors.As(err, &he) || !errors.Is(err, storage.ErrLockHeld) || he.Record.Holder != "prune A" {
+	_, err := vault.AcquireLock(ctx, b, "prune", "prune B", time.Hour, now.Add(30*time.Minute))
+	var he *vault.LockHeldError
+	if !errors.As(err, &he) || !errors.Is(err, vault.ErrLockHeld) || he.Record.Holder != "prune A" {
 		t.Fatalf("AcquireLock while held = %v, want a LockHeldError naming prune A", err)
 	}
 	for _, part := range []string{`vault lock "prune"`, "held by prune A on host", "30m ago; stale after 1h", "retry after"} {
@@ -39,12 +40,12 @@ func TestLockExcludesAndReleases(t *testing.T) {
 			t.Errorf("error %q does not contain %q", err, part)
 		}
 	}
-	_, err = storage.AcquireLock(ctx, b, "prune", "prune B", time.Hour, now.Add(-2*time.Minute))
+	_, err = vault.AcquireLock(ctx, b, "prune", "prune B", time.Hour, now.Add(-2*time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "2m in this machine's future") {
 		t.Errorf("AcquireLock with a clock behind the holder's = %v, want it to say the record is 2m in the future", err)
 	}
 	// Another lock name is independent.
-	if _, err := storage.AcquireLock(ctx, b, "other", "x", time.Hour, now); err != nil {
+	if _, err := vault.AcquireLock(ctx, b, "other", "x", time.Hour, now); err != nil {
 		t.Errorf("AcquireLock(other) = %v", err)
 	}
 	if err := a.Check(ctx); err != nil {
@@ -57,11 +58,11 @@ func TestLockExcludesAndReleases(t *testing.T) {
 	if b2.Broken() != nil {
 		t.Errorf("Broken() = %+v after a release, want nil", b2.Broken())
 	}
-	if err := a.Check(ctx); !errors.Is(err, storage.ErrLockLost) {
+	if err := a.Check(ctx); !errors.Is(err, vault.ErrLockLost) {
 		t.Errorf("Check by a holder that released = %v, want ErrLockLost", err)
 	}
 	// Old generations do not pile up.
-	if names := storagetest.MustList(t, b, storage.LockPrefix+"prune/"); len(names) != 1 {
+	if names := storagetest.MustList(t, b, vault.LockPrefix+"prune/"); len(names) != 1 {
 		t.Errorf("lock records = %v, want only the newest", names)
 	}
 }
@@ -75,7 +76,7 @@ func TestLockStale(t *testing.T) {
 	if err := a.Refresh(ctx, t0.Add(50*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := storage.AcquireLock(ctx, b, "prune", "prune B", time.Hour, t0.Add(100*time.Minute)); !errors.Is(err, storage.ErrLockHeld) {
+	if _, err := vault.AcquireLock(ctx, b, "prune", "prune B", time.Hour, t0.Add(100*time.Minute)); !errors.Is(err, vault.ErrLockHeld) {
 		t.Fatalf("AcquireLock within the refreshed TTL = %v, want ErrLockHeld", err)
 	}
 	// A died: after its TTL the lock is broken, and B says whose it was.
@@ -93,14 +94,14 @@ func TestLockStale(t *testing.T) {
 		"Refresh": a.Refresh(ctx, t0.Add(112*time.Minute)),
 		"Release": a.Release(ctx),
 	} {
-		if !errors.Is(err, storage.ErrLockLost) {
+		if !errors.Is(err, vault.ErrLockLost) {
 			t.Errorf("%s by the broken holder = %v, want ErrLockLost", what, err)
 		}
 	}
 	if err := bl.Check(ctx); err != nil {
 		t.Errorf("Check by the new holder = %v", err)
 	}
-	if _, err := storage.AcquireLock(ctx, b, "prune", "prune C", time.Hour, t0.Add(113*time.Minute)); !errors.Is(err, storage.ErrLockHeld) {
+	if _, err := vault.AcquireLock(ctx, b, "prune", "prune C", time.Hour, t0.Add(113*time.Minute)); !errors.Is(err, vault.ErrLockHeld) {
 		t.Errorf("AcquireLock after the old holder's release attempt = %v, want ErrLockHeld by B", err)
 	}
 }
@@ -118,19 +119,19 @@ func TestLockRace(t *testing.T) {
 				b = openMinIO(t, "primary")
 			}
 			t0 := time.Now()
-			race := func(now time.Time) (winners []*storage.Lock) {
+			race := func(now time.Time) (winners []*vault.Lock) {
 				const n = 8
 				var wg sync.WaitGroup
 				var mu sync.Mutex
 				for i := range n {
 					wg.Go(func() {
-						l, err := storage.AcquireLock(ctx, b, "prune", "racer", time.Minute, now)
+						l, err := vault.AcquireLock(ctx, b, "prune", "racer", time.Minute, now)
 						mu.Lock()
 						defer mu.Unlock()
 						switch {
 						case err == nil:
 							winners = append(winners, l)
-						case !errors.Is(err, storage.ErrLockHeld):
+						case !errors.Is(err, vault.ErrLockHeld):
 							t.Errorf("racer %d: %v, want success or ErrLockHeld", i, err)
 						}
 					})
@@ -170,13 +171,13 @@ func TestLockObjectLockedVault(t *testing.T) {
 			t.Fatalf("Release %d = %v", i, err)
 		}
 	}
-	if _, err := storage.AcquireLock(ctx, b, "prune", "other", time.Hour, now); err != nil {
+	if _, err := vault.AcquireLock(ctx, b, "prune", "other", time.Hour, now); err != nil {
 		t.Fatalf("AcquireLock after releases = %v", err)
 	}
-	if _, err := storage.AcquireLock(ctx, b, "prune", "another", time.Hour, now); !errors.Is(err, storage.ErrLockHeld) {
+	if _, err := vault.AcquireLock(ctx, b, "prune", "another", time.Hour, now); !errors.Is(err, vault.ErrLockHeld) {
 		t.Errorf("second AcquireLock = %v, want ErrLockHeld", err)
 	}
-	if names := storagetest.MustList(t, b, storage.LockPrefix); len(names) != 7 {
+	if names := storagetest.MustList(t, b, vault.LockPrefix); len(names) != 7 {
 		t.Errorf("lock records = %d, want all 7 still there under retention", len(names))
 	}
 }
@@ -184,11 +185,11 @@ func TestLockObjectLockedVault(t *testing.T) {
 func TestLockBadArguments(t *testing.T) {
 	b := newFile(t)
 	for _, name := range []string{"", "a/b", ".."} {
-		if _, err := storage.AcquireLock(context.Background(), b, name, "x", time.Hour, time.Now()); err == nil {
+		if _, err := vault.AcquireLock(context.Background(), b, name, "x", time.Hour, time.Now()); err == nil {
 			t.Errorf("AcquireLock(%q) = nil, want an error", name)
 		}
 	}
-	if _, err := storage.AcquireLock(context.Background(), b, "prune", "x", 0, time.Now()); err == nil {
+	if _, err := vault.AcquireLock(context.Background(), b, "prune", "x", 0, time.Now()); err == nil {
 		t.Error("AcquireLock with TTL 0 = nil, want an error")
 	}
 }

@@ -1,4 +1,4 @@
-package storage_test
+package vault_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/storagetest"
+	"github.com/tapeless/tapeless/storage/vault"
 )
 
 // kind makes accounts of one backend kind for the vault tests: every rule
@@ -22,29 +23,29 @@ type kind struct {
 	name string
 	// account returns a fresh, empty account; which is "primary" or
 	// "secondary" (another endpoint for MinIO, another folder for file).
-	account func(t *testing.T, which string) storage.Account
+	account func(t *testing.T, which string) vault.Account
 	// lockAccount returns an account on an object-lock bucket, or nil when
 	// the kind cannot lock.
-	lockAccount func(t *testing.T, which string) *storage.Account
+	lockAccount func(t *testing.T, which string) *vault.Account
 }
 
 func kinds() []kind {
 	return []kind{
 		{
 			name: "file",
-			account: func(t *testing.T, which string) storage.Account {
-				return storage.Account{URL: "file://" + filepath.ToSlash(filepath.Join(t.TempDir(), which))}
+			account: func(t *testing.T, which string) vault.Account {
+				return vault.Account{URL: "file://" + filepath.ToSlash(filepath.Join(t.TempDir(), which))}
 			},
 		},
 		{
 			name: "minio",
-			account: func(t *testing.T, which string) storage.Account {
+			account: func(t *testing.T, which string) vault.Account {
 				u, o := minio(t, which)
-				return storage.Account{URL: u, Options: o}
+				return vault.Account{URL: u, Options: o}
 			},
-			lockAccount: func(t *testing.T, which string) *storage.Account {
+			lockAccount: func(t *testing.T, which string) *vault.Account {
 				u, o := minioLock(t, which)
-				return &storage.Account{URL: u, Options: o}
+				return &vault.Account{URL: u, Options: o}
 			},
 		},
 	}
@@ -59,9 +60,9 @@ func forKinds(t *testing.T, f func(t *testing.T, k kind)) {
 
 var t0 = time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
 
-func mustCreate(t *testing.T, a storage.Account, o storage.CreateVaultOptions) *storage.Vault {
+func mustCreate(t *testing.T, a vault.Account, o vault.CreateVaultOptions) *vault.Vault {
 	t.Helper()
-	v, err := storage.CreateVault(context.Background(), a, o, t0)
+	v, err := vault.CreateVault(context.Background(), a, o, t0)
 	if err != nil {
 		t.Fatalf("CreateVault(%q): %v", o.Name, err)
 	}
@@ -102,14 +103,14 @@ func TestValidateVaultName(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := storage.ValidateVaultName(c.vault)
+			err := vault.ValidateVaultName(c.vault)
 			if c.wantRule == "" {
 				if err != nil {
 					t.Fatalf("ValidateVaultName(%q) = %v, want nil", c.vault, err)
 				}
 				return
 			}
-			if err == nil || !errors.Is(err, storage.ErrInvalidVaultName) || !strings.Contains(err.Error(), c.wantRule) {
+			if err == nil || !errors.Is(err, vault.ErrInvalidVaultName) || !strings.Contains(err.Error(), c.wantRule) {
 				t.Fatalf("ValidateVaultName(%q) = %v, want an error naming %q", c.vault, err, c.wantRule)
 			}
 		})
@@ -121,11 +122,11 @@ func TestCreateVaultRules(t *testing.T) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
 
-		if _, err := storage.CreateVault(ctx, a, storage.CreateVaultOptions{Name: "x"}, t0); err == nil || !strings.Contains(err.Error(), "at least 2 characters") {
+		if _, err := vault.CreateVault(ctx, a, vault.CreateVaultOptions{Name: "x"}, t0); err == nil || !strings.Contains(err.Error(), "at least 2 characters") {
 			t.Errorf("create with a bad name: %v, want the name rule", err)
 		}
 		// GRS is the default and needs a second location.
-		_, err := storage.CreateVault(ctx, a, storage.CreateVaultOptions{Name: "grs-vault"}, t0)
+		_, err := vault.CreateVault(ctx, a, vault.CreateVaultOptions{Name: "grs-vault"}, t0)
 		if err == nil || !strings.Contains(err.Error(), "--secondary-url URL") || !strings.Contains(err.Error(), "--replication LRS") {
 			t.Errorf("GRS without secondary: %v, want both ways out offered", err)
 		}
@@ -133,22 +134,22 @@ func TestCreateVaultRules(t *testing.T) {
 			t.Errorf("refused creates wrote %v", got)
 		}
 
-		v := mustCreate(t, a, storage.CreateVaultOptions{Name: "Alpha", Replication: storage.LRS})
-		if v.Config.Replication != storage.LRS || v.Secondary() != nil {
+		v := mustCreate(t, a, vault.CreateVaultOptions{Name: "Alpha", Replication: vault.LRS})
+		if v.Config.Replication != vault.LRS || v.Secondary() != nil {
 			t.Errorf("LRS vault: replication %s, secondary %v", v.Config.Replication, v.Secondary())
 		}
 		for _, name := range []string{"Alpha", "alpha", "ALPHA"} {
-			_, err := storage.CreateVault(ctx, a, storage.CreateVaultOptions{Name: name, Replication: storage.LRS}, t0)
+			_, err := vault.CreateVault(ctx, a, vault.CreateVaultOptions{Name: name, Replication: vault.LRS}, t0)
 			want := `vault "Alpha" already exists at ` + v.Config.PrimaryURL
-			if !errors.Is(err, storage.ErrVaultExists) || !strings.Contains(err.Error(), want) {
+			if !errors.Is(err, vault.ErrVaultExists) || !strings.Contains(err.Error(), want) {
 				t.Errorf("second create of %q: %v, want %q", name, err, want)
 			}
 		}
 		// The same name in another account is fine.
-		mustCreate(t, k.account(t, "primary"), storage.CreateVaultOptions{Name: "Alpha", Replication: storage.LRS})
+		mustCreate(t, k.account(t, "primary"), vault.CreateVaultOptions{Name: "Alpha", Replication: vault.LRS})
 
 		// Opening by another letter case finds the vault.
-		w, err := storage.OpenVault(ctx, a, "alpha", nil)
+		w, err := vault.OpenVault(ctx, a, "alpha", nil)
 		if err != nil {
 			t.Fatalf("OpenVault: %v", err)
 		}
@@ -156,13 +157,13 @@ func TestCreateVaultRules(t *testing.T) {
 		if w.Name() != "Alpha" {
 			t.Errorf("OpenVault(alpha).Name() = %q, want Alpha", w.Name())
 		}
-		if _, err := storage.OpenVault(ctx, a, "missing", nil); !errors.Is(err, storage.ErrVaultNotFound) {
+		if _, err := vault.OpenVault(ctx, a, "missing", nil); !errors.Is(err, vault.ErrVaultNotFound) {
 			t.Errorf("OpenVault(missing) = %v, want ErrVaultNotFound", err)
 		}
 	})
 }
 
-func mustOpenRoot(t *testing.T, a storage.Account) storage.Backend {
+func mustOpenRoot(t *testing.T, a vault.Account) storage.Backend {
 	t.Helper()
 	b, err := storage.Open(context.Background(), a.URL, a.Options)
 	if err != nil {
@@ -176,8 +177,8 @@ func TestCreateGRSWritesConfigToEveryCopy(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		p, s := k.account(t, "primary"), k.account(t, "secondary")
-		v := mustCreate(t, p, storage.CreateVaultOptions{Name: "geo", Secondary: &s})
-		if v.Config.Replication != storage.GRS {
+		v := mustCreate(t, p, vault.CreateVaultOptions{Name: "geo", Secondary: &s})
+		if v.Config.Replication != vault.GRS {
 			t.Errorf("default replication %s, want GRS", v.Config.Replication)
 		}
 		for _, b := range []storage.Backend{mustOpenRoot(t, p), mustOpenRoot(t, s)} {
@@ -187,10 +188,10 @@ func TestCreateGRSWritesConfigToEveryCopy(t *testing.T) {
 			}
 		}
 		// The name is taken in the secondary account as well.
-		if _, err := storage.CreateVault(ctx, s, storage.CreateVaultOptions{Name: "geo", Replication: storage.LRS}, t0); !errors.Is(err, storage.ErrVaultExists) {
+		if _, err := vault.CreateVault(ctx, s, vault.CreateVaultOptions{Name: "geo", Replication: vault.LRS}, t0); !errors.Is(err, vault.ErrVaultExists) {
 			t.Errorf("create in the secondary account: %v, want ErrVaultExists", err)
 		}
-		w, err := storage.OpenVault(ctx, p, "geo", nil)
+		w, err := vault.OpenVault(ctx, p, "geo", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +199,7 @@ func TestCreateGRSWritesConfigToEveryCopy(t *testing.T) {
 		if w.Secondary() == nil || w.Config.SecondaryURL != v.Config.SecondaryURL {
 			t.Errorf("reopened GRS vault: secondary %v at %q", w.Secondary(), w.Config.SecondaryURL)
 		}
-		vs, err := storage.ListVaults(ctx, p)
+		vs, err := vault.ListVaults(ctx, p)
 		if err != nil || len(vs) != 1 || vs[0].Name != "geo" {
 			t.Errorf("ListVaults = %v, %v", vs, err)
 		}
@@ -209,7 +210,7 @@ func TestImmutableDays(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		a := k.account(t, "primary")
-		_, err := storage.CreateVault(ctx, a, storage.CreateVaultOptions{Name: "locked", Replication: storage.LRS, ImmutableDays: 30}, t0)
+		_, err := vault.CreateVault(ctx, a, vault.CreateVaultOptions{Name: "locked", Replication: vault.LRS, ImmutableDays: 30}, t0)
 		want := "not created with object lock"
 		if k.name == "file" {
 			want = "cannot"
@@ -221,7 +222,7 @@ func TestImmutableDays(t *testing.T) {
 			return
 		}
 		la := k.lockAccount(t, "primary")
-		v := mustCreate(t, *la, storage.CreateVaultOptions{Name: "locked", Replication: storage.LRS, ImmutableDays: 1})
+		v := mustCreate(t, *la, vault.CreateVaultOptions{Name: "locked", Replication: vault.LRS, ImmutableDays: 1})
 		if v.Config.ImmutableDays != 1 {
 			t.Errorf("ImmutableDays = %d", v.Config.ImmutableDays)
 		}
@@ -229,7 +230,7 @@ func TestImmutableDays(t *testing.T) {
 		if err := v.Primary().Remove(ctx, "config/00000000000000000001.json"); err == nil {
 			t.Errorf("removing a config object of an immutable vault succeeded")
 		}
-		w, err := storage.OpenVault(ctx, *la, "locked", nil)
+		w, err := vault.OpenVault(ctx, *la, "locked", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,11 +262,11 @@ func TestSetReplication(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		p, s := k.account(t, "primary"), k.account(t, "secondary")
-		v := mustCreate(t, p, storage.CreateVaultOptions{Name: "repl", Replication: storage.LRS})
-		if err := v.SetReplication(ctx, storage.GRS, nil, t0); err == nil || !strings.Contains(err.Error(), "--secondary-url") {
+		v := mustCreate(t, p, vault.CreateVaultOptions{Name: "repl", Replication: vault.LRS})
+		if err := v.SetReplication(ctx, vault.GRS, nil, t0); err == nil || !strings.Contains(err.Error(), "--secondary-url") {
 			t.Errorf("LRS→GRS without secondary: %v", err)
 		}
-		if err := v.SetReplication(ctx, storage.GRS, &s, t0.Add(time.Minute)); err != nil {
+		if err := v.SetReplication(ctx, vault.GRS, &s, t0.Add(time.Minute)); err != nil {
 			t.Fatalf("LRS→GRS: %v", err)
 		}
 		// Everything the primary held is on the secondary now.
@@ -273,18 +274,18 @@ func TestSetReplication(t *testing.T) {
 		if got, want := len(listNames(t, sroot, "vaults/repl/")), len(listNames(t, v.Primary(), "")); got != want {
 			t.Errorf("secondary holds %d objects, primary %d", got, want)
 		}
-		w, err := storage.OpenVault(ctx, p, "repl", nil)
+		w, err := vault.OpenVault(ctx, p, "repl", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if w.Config.Replication != storage.GRS || w.Secondary() == nil {
+		if w.Config.Replication != vault.GRS || w.Secondary() == nil {
 			t.Errorf("after LRS→GRS the vault reads %s", w.Config.Replication)
 		}
 		w.Close()
-		if err := v.SetReplication(ctx, storage.LRS, nil, t0.Add(2*time.Minute)); err != nil {
+		if err := v.SetReplication(ctx, vault.LRS, nil, t0.Add(2*time.Minute)); err != nil {
 			t.Fatalf("GRS→LRS: %v", err)
 		}
-		if err := v.SetReplication(ctx, storage.GRS, &s, t0.Add(3*time.Minute)); err != nil {
+		if err := v.SetReplication(ctx, vault.GRS, &s, t0.Add(3*time.Minute)); err != nil {
 			t.Fatalf("LRS→GRS again: %v", err)
 		}
 
@@ -292,16 +293,16 @@ func TestSetReplication(t *testing.T) {
 		if err := v.Primary().Save(ctx, "points/p1/manifest", bytes.NewReader([]byte("m")), 1); err != nil {
 			t.Fatal(err)
 		}
-		err = v.SetReplication(ctx, storage.LRS, nil, t0.Add(4*time.Minute))
-		if !errors.Is(err, storage.ErrReplicationFrozen) || !strings.Contains(err.Error(), "until the first one is archived") {
+		err = v.SetReplication(ctx, vault.LRS, nil, t0.Add(4*time.Minute))
+		if !errors.Is(err, vault.ErrReplicationFrozen) || !strings.Contains(err.Error(), "until the first one is archived") {
 			t.Errorf("change after a point was archived: %v, want ErrReplicationFrozen with the reason", err)
 		}
-		w, err = storage.OpenVault(ctx, p, "repl", nil)
+		w, err = vault.OpenVault(ctx, p, "repl", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer w.Close()
-		if w.Config.Replication != storage.GRS {
+		if w.Config.Replication != vault.GRS {
 			t.Errorf("refused change still changed replication to %s", w.Config.Replication)
 		}
 	})
@@ -311,12 +312,12 @@ func TestRegistrationAndKeyEnvelopes(t *testing.T) {
 	forKinds(t, func(t *testing.T, k kind) {
 		ctx := context.Background()
 		p, s := k.account(t, "primary"), k.account(t, "secondary")
-		v := mustCreate(t, p, storage.CreateVaultOptions{Name: "reg", Secondary: &s})
-		r := storage.Registration{Server: "web-01.example", RegisteredAt: t0, KeyFingerprint: "abc123"}
+		v := mustCreate(t, p, vault.CreateVaultOptions{Name: "reg", Secondary: &s})
+		r := vault.Registration{Server: "web-01.example", RegisteredAt: t0, KeyFingerprint: "abc123"}
 		if err := v.Register(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if err := v.Register(ctx, storage.Registration{Server: "bad/name", RegisteredAt: t0, KeyFingerprint: "x"}); err == nil {
+		if err := v.Register(ctx, vault.Registration{Server: "bad/name", RegisteredAt: t0, KeyFingerprint: "x"}); err == nil {
 			t.Errorf("Register accepted a server name with a slash")
 		}
 		regs, err := v.Registrations(ctx)

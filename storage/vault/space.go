@@ -1,4 +1,4 @@
-package storage
+package vault
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/tapeless/tapeless/storage/humanize"
 )
 
 // ScratchPercent is the reference product's scratch-space rule: the scratch
@@ -40,14 +42,14 @@ type ScratchSpaceError struct {
 }
 
 func (e *ScratchSpaceError) Error() string {
-	free, need := formatBytes(e.Free), formatBytes(e.Need)
+	free, need := humanize.Bytes(e.Free), humanize.Bytes(e.Need)
 	if free == need {
 		// Rounding hides a shortfall of a few bytes; show them exactly.
 		free += " (" + groupDigits(e.Free) + " bytes)"
 		need += " (" + groupDigits(e.Need) + " bytes)"
 	}
 	msg := fmt.Sprintf("not enough scratch space in %s: %s free, need at least %s (%d%% of %s of data)",
-		e.Dir, free, need, ScratchPercent, formatBytes(e.Data))
+		e.Dir, free, need, ScratchPercent, humanize.Bytes(e.Data))
 	if e.Hint != "" {
 		msg += "; " + e.Hint
 	}
@@ -143,7 +145,7 @@ type SourceSizeError struct {
 
 func (e *SourceSizeError) Error() string {
 	return fmt.Sprintf("data source %q is too large: %s bytes (%s GB, %s), over the limit of 54,400 GB (%s bytes, 1 GB = 10^9 bytes) per data source; split it into smaller data sources or exclude paths",
-		e.Name, groupDigits(e.Size), formatGB(e.Size), formatBytes(e.Size), groupDigits(MaxSourceBytes))
+		e.Name, groupDigits(e.Size), formatGB(e.Size), humanize.Bytes(e.Size), groupDigits(MaxSourceBytes))
 }
 
 // Unwrap makes errors.Is(err, ErrSourceTooLarge) hold.

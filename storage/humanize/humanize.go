@@ -1,13 +1,11 @@
 // Package humanize renders numbers for people: byte counts and durations
-// as the command line, the daemon's messages and a status page print them.
+// as error messages, the command line, the daemon and a status page print
+// them, so that they read alike everywhere.
 //
-// It is a leaf (the standard library only), so every layer that makes
-// output may import it without adding an arrow that could close a cycle:
-// cmd/tapeless today, scheduler's daemon and status page later. It is not
-// under cmd/, which scheduler must not import, and not in storage, whose
-// job is where bytes live, not how they are printed. storage imports
-// nothing of ours, so its own error messages keep a private copy of Bytes
-// and Duration (storage/humanize.go), tested with the same cases.
+// It is a leaf (the standard library only) under storage, the lowest layer
+// whose errors print sizes and durations (a clock skew, a held lock, the
+// scratch rule): every layer of ours may import storage, so every layer
+// may import this, and no arrow it adds can close a cycle.
 package humanize
 
 import (
