@@ -119,24 +119,36 @@ func decisionRows(p retention.Plan, stored map[archive.ID]int64) []offloadPlanRo
 	return rows
 }
 
-// formatOffloadPlan writes the plan as a table with each local point's
-// stored size, then the counts and what an offload would send.
-func formatOffloadPlan(w io.Writer, p *scheduler.OffloadPlan, loc *time.Location) error {
+// writePlanTable writes plan rows as a table, with the STORED SIZE column
+// when withSize (offload's plan; prune's shows vault points only).
+func writePlanTable(w io.Writer, rows []offloadPlanRow, withSize bool, loc *time.Location) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\tSTORED SIZE\tREASONS")
-	for _, r := range planRows(p) {
-		size := "-"
-		if r.Stored > 0 {
-			size = humanize.Bytes(r.Stored)
+	size := ""
+	if withSize {
+		size = "STORED SIZE\t"
+	}
+	fmt.Fprintf(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\t%sREASONS\n", size)
+	for _, r := range rows {
+		if withSize {
+			size = "-\t"
+			if r.Stored > 0 {
+				size = humanize.Bytes(r.Stored) + "\t"
+			}
 		}
 		id := r.ID
 		if len(id) > 12 {
 			id = id[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Action, termSafe(r.Source), r.Time.In(loc).Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s%s\n", r.Action, termSafe(r.Source), r.Time.In(loc).Format("2006-01-02 15:04:05"),
 			id, r.Tier, size, strings.Join(r.Reasons, "; "))
 	}
-	if err := tw.Flush(); err != nil {
+	return tw.Flush()
+}
+
+// formatOffloadPlan writes the plan as a table with each local point's
+// stored size, then the counts and what an offload would send.
+func formatOffloadPlan(w io.Writer, p *scheduler.OffloadPlan, loc *time.Location) error {
+	if err := writePlanTable(w, planRows(p), true, loc); err != nil {
 		return err
 	}
 	var counts []string

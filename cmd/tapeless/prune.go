@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -110,16 +110,13 @@ type pruneJSON struct {
 }
 
 func printPruneResult(w io.Writer, plan retention.Plan, r *archive.PruneResult, p retention.Policy) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACTION\tSOURCE\tTIME\tID\tTIER\tREASONS")
-	for _, d := range plan.Decisions {
-		if d.Point.Tier == retention.Local {
-			continue // prune touches the vault only
+	var rows []offloadPlanRow
+	for _, r := range decisionRows(plan, nil) {
+		if r.Tier != retention.Local.String() { // prune touches the vault only
+			rows = append(rows, r)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Action, termSafe(d.Point.Source), d.Point.Time.Local().Format("2006-01-02 15:04:05"),
-			d.Point.ID[:12], d.Point.Tier, strings.Join(d.Reasons, "; "))
 	}
-	tw.Flush()
+	writePlanTable(w, rows, false, time.Local)
 	verb := "Removed"
 	if r.DryRun {
 		verb = "Would remove"

@@ -9,6 +9,10 @@ import (
 	"github.com/tapeless/tapeless/storage/vault"
 )
 
+// now is the clock of every command and of the jobs they run (Site.Now);
+// tests move it to check expiry.
+var now = time.Now
+
 // siteOf is the configuration as the jobs see it. Notes go to g's stderr
 // unless --quiet; g may be nil (no notes). The vault's settings that a job
 // reads are copied back into the configuration file (syncVaultCache).

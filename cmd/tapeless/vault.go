@@ -19,9 +19,6 @@ import (
 
 func init() { addCommand(newVaultCmd) }
 
-// now is the clock of the vault commands; tests move it to check expiry.
-var now = time.Now
-
 func newVaultCmd(g *globalOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:     "vault",
