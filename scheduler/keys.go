@@ -185,3 +185,52 @@ func replaceStoreEnvelope(ctx context.Context, dir string, env []byte) error {
 	}
 	return s.Close()
 }
+
+// UnknownServerError is the vault's answer to a server name no current
+// registration has; its text names the registered servers.
+type UnknownServerError struct{ Err error }
+
+func (e *UnknownServerError) Error() string { return e.Err.Error() }
+func (e *UnknownServerError) Unwrap() error { return e.Err }
+
+// ServerKeys opens the keys of another server registered to the site's
+// vault (the lost server of a disaster recovery): its current
+// registration, that key's envelope from the vault, unwrapped with the
+// passphrase. The vault is closed before passphrase is called, with the
+// registration, so the caller can first check what needs no passphrase
+// (and say whose passphrase it asks for); an error of passphrase is
+// returned as it is.
+func ServerKeys(ctx context.Context, site *Site, server string, passphrase func(vault.Registration) ([]byte, error)) (*archive.Keys, vault.Registration, error) {
+	ov, err := site.OpenVaultForRead(ctx)
+	if err != nil {
+		return nil, vault.Registration{}, err
+	}
+	regs, err := ov.Vault.Registrations(ctx)
+	if err != nil {
+		ov.Close()
+		return nil, vault.Registration{}, err
+	}
+	reg, err := vault.ServerKey(regs, server)
+	if err != nil {
+		ov.Close()
+		return nil, vault.Registration{}, &UnknownServerError{err}
+	}
+	env, _, err := ov.Vault.LoadKeyEnvelope(ctx, reg.KeyFingerprint)
+	ov.Close()
+	if err != nil {
+		return nil, reg, fmt.Errorf("server %s's key envelope (key %s): %w", reg.Server, reg.KeyFingerprint, err)
+	}
+	pass, err := passphrase(reg)
+	if err != nil {
+		return nil, reg, err
+	}
+	keys, err := archive.UnwrapKeys(env, pass)
+	clear(pass)
+	if errors.Is(err, archive.ErrWrongPassphrase) {
+		return nil, reg, fmt.Errorf("the passphrase does not open server %s's key (key %s): give that server's passphrase; nothing was restored", reg.Server, reg.KeyFingerprint)
+	}
+	if err != nil {
+		return nil, reg, fmt.Errorf("server %s's key: %w", reg.Server, err)
+	}
+	return keys, reg, nil
+}

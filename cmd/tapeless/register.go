@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/vault"
 )
@@ -116,24 +116,70 @@ func checkThrottle(spec string) error {
 	return err
 }
 
-// emptyOrMissingDir reports whether dir can become a new store.
-func emptyOrMissingDir(dir string) (existed bool, err error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("store folder: %w", err)
-	}
-	if len(entries) > 0 {
-		return true, fmt.Errorf("store folder %s is not empty; registration creates a new store (choose another --store)", dir)
-	}
-	return true, nil
-}
-
-func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err error) {
+func runRegister(ctx context.Context, g *globalOptions, o registerOptions) error {
 	// Everything that can be checked locally is checked before anything is
 	// written, so a refused registration leaves no trace.
+	if err := checkRegisterFlags(&o); err != nil {
+		return err
+	}
+	server, err := registerServerName(o)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(g.configFile)
+	switch {
+	case errors.Is(err, errNoConfig):
+		cfg = defaultConfig()
+	case err != nil:
+		return err
+	case cfg.Vault != nil && cfg.Vault.Name != "":
+		return fmt.Errorf("this server is already registered to vault %q (config %s): change settings with 'tapeless configure', or use another --config", cfg.Vault.Name, g.configFile)
+	}
+	store, staging, err := registerFolders(cfg, o)
+	if err != nil {
+		return err
+	}
+	if o.generatePassphrase != "" {
+		if _, err := os.Lstat(o.generatePassphrase); err == nil {
+			return fmt.Errorf("%s already exists; tapeless does not overwrite a passphrase file, choose another name", o.generatePassphrase)
+		}
+	}
+	credData, err := os.ReadFile(o.credentials)
+	if err != nil {
+		return fmt.Errorf("read vault credentials file: %w (issue one with 'tapeless vault credentials NAME --url URL')", err)
+	}
+	if _, err := vault.ParseCredentials(credData); err != nil {
+		return err
+	}
+	req := scheduler.RegisterRequest{Credentials: credData, Proxy: o.proxy, Server: server, TakeOver: o.takeOver != "",
+		Store: store, Staging: staging, Version: version, Now: now}
+	gen := &generatedPassphrase{g: g, path: o.generatePassphrase}
+	defer func() { clear(gen.pass) }()
+	if o.generatePassphrase != "" {
+		req.NewPassphrase = gen.make
+	} else {
+		if req.Passphrase, err = readPassphrase(g, o.passphraseFile, o.takeOver == ""); err != nil {
+			return err
+		}
+		defer clear(req.Passphrase)
+		if err := archive.ValidatePassphrase(req.Passphrase); err != nil {
+			return usageError{fmt.Errorf("%w; nothing was registered", err)}
+		}
+	}
+	req.Save = func(r *scheduler.Registered) error {
+		return saveConfig(g.configFile, registeredConfig(cfg, o, r, store, staging))
+	}
+	r, err := scheduler.Register(ctx, req)
+	if err != nil {
+		gen.undo() // the job has undone its own writes
+		return err
+	}
+	return printRegistered(g, o, r, store, staging)
+}
+
+// checkRegisterFlags refuses flags that do not go together (usage
+// errors); with --take-over the server's name is the lost one's.
+func checkRegisterFlags(o *registerOptions) error {
 	if o.passphraseFile != "" && o.generatePassphrase != "" {
 		return usageError{errors.New("give either --passphrase-file or --generate-passphrase, not both")}
 	}
@@ -155,25 +201,30 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		}
 		o.server = o.takeOver
 	}
+	return nil
+}
+
+// registerServerName is the name to register under: --server (or
+// --take-over's), else the host name.
+func registerServerName(o registerOptions) (string, error) {
 	server := o.server
 	if server == "" {
+		var err error
 		if server, err = os.Hostname(); err != nil {
-			return fmt.Errorf("host name: %w (pass --server NAME)", err)
+			return "", fmt.Errorf("host name: %w (pass --server NAME)", err)
 		}
 	}
 	if err := vault.ValidateServerName(server); err != nil {
-		return usageError{fmt.Errorf("%w (pass --server NAME)", err)}
+		return "", usageError{fmt.Errorf("%w (pass --server NAME)", err)}
 	}
-	cfg, err := loadConfig(g.configFile)
-	switch {
-	case errors.Is(err, errNoConfig):
-		cfg = defaultConfig()
-	case err != nil:
-		return err
-	case cfg.Vault != nil && cfg.Vault.Name != "":
-		return fmt.Errorf("this server is already registered to vault %q (config %s): change settings with 'tapeless configure', or use another --config", cfg.Vault.Name, g.configFile)
-	}
-	store := o.store
+	return server, nil
+}
+
+// registerFolders returns the store and staging folders, absolute: the
+// flags', else the configuration's, else the defaults. The store must be
+// missing or empty.
+func registerFolders(cfg *config, o registerOptions) (store, staging string, err error) {
+	store = o.store
 	if store == "" {
 		store = cfg.Store
 	}
@@ -181,13 +232,12 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		store = defaultStorePath()
 	}
 	if store, err = filepath.Abs(store); err != nil {
-		return err
+		return "", "", err
 	}
-	storeExisted, err := emptyOrMissingDir(store)
-	if err != nil {
-		return err
+	if _, err := scheduler.CheckNewStore(store); err != nil {
+		return "", "", err
 	}
-	staging := o.staging
+	staging = o.staging
 	if staging == "" {
 		staging = cfg.Staging
 	}
@@ -195,137 +245,71 @@ func runRegister(ctx context.Context, g *globalOptions, o registerOptions) (err 
 		staging = filepath.Join(filepath.Dir(store), "staging")
 	}
 	if staging, err = filepath.Abs(staging); err != nil {
-		return err
+		return "", "", err
 	}
-	if o.generatePassphrase != "" {
-		if _, err := os.Lstat(o.generatePassphrase); err == nil {
-			return fmt.Errorf("%s already exists; tapeless does not overwrite a passphrase file, choose another name", o.generatePassphrase)
-		}
-	}
-	credData, err := os.ReadFile(o.credentials)
+	return store, staging, nil
+}
+
+// generatedPassphrase is --generate-passphrase: made and written to its
+// new file only once the vault has accepted the registration, and that
+// file removed again when the registration fails after all.
+type generatedPassphrase struct {
+	g       *globalOptions
+	path    string
+	pass    []byte
+	written bool
+}
+
+func (p *generatedPassphrase) make() ([]byte, error) {
+	gen, err := archive.GeneratePassphrase()
 	if err != nil {
-		return fmt.Errorf("read vault credentials file: %w (issue one with 'tapeless vault credentials NAME --url URL')", err)
+		return nil, err
 	}
-	if _, err := vault.ParseCredentials(credData); err != nil {
-		return err
+	p.pass = []byte(gen)
+	if err := createPassphraseFile(p.path, p.pass); err != nil {
+		return nil, err
 	}
+	p.written = true
+	fmt.Fprintf(p.g.stderr, passphraseWarning, p.path)
+	return p.pass, nil
+}
 
-	var pass []byte
-	if o.generatePassphrase == "" {
-		if pass, err = readPassphrase(g, o.passphraseFile, o.takeOver == ""); err != nil {
-			return err
-		}
-		defer clear(pass)
-		if err := archive.ValidatePassphrase(pass); err != nil {
-			return usageError{fmt.Errorf("%w; nothing was registered", err)}
-		}
+// undo removes the passphrase file of a registration that failed.
+func (p *generatedPassphrase) undo() {
+	if p.written {
+		os.Remove(p.path)
 	}
+}
 
-	creds, v, err := vault.ValidateCredentials(ctx, credData, now(), storage.Options{Proxy: o.proxy})
-	if err != nil {
-		return err
-	}
-	defer v.Close()
-	var taken *archive.Keys
-	var takenEnv []byte
-	if o.takeOver != "" {
-		if taken, takenEnv, err = takeOverKeys(ctx, v, o.takeOver, pass); err != nil {
-			return err
-		}
-		server = takenServer(ctx, v, o.takeOver)
-	} else if err := checkServerNameFree(ctx, v, server); err != nil {
-		return err
-	}
-
-	// From here on things are written; undo the local ones on failure so
-	// that the command can simply be run again.
-	var undo []func()
-	defer func() {
-		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-		}
-	}()
-	if o.generatePassphrase != "" {
-		gen, err := archive.GeneratePassphrase()
-		if err != nil {
-			return err
-		}
-		pass = []byte(gen)
-		defer clear(pass)
-		if err := createPassphraseFile(o.generatePassphrase, pass); err != nil {
-			return err
-		}
-		path := o.generatePassphrase
-		undo = append(undo, func() { os.Remove(path) })
-		fmt.Fprintf(g.stderr, passphraseWarning, o.generatePassphrase)
-	}
-
-	keys, env := taken, takenEnv
-	if keys == nil {
-		if keys, err = archive.GenerateKeys(); err != nil {
-			return err
-		}
-		if env, err = archive.WrapKeys(keys, pass); err != nil {
-			return fmt.Errorf("wrap keys: %w", err)
-		}
-	}
-	fp := keys.Fingerprint
-	undo = append(undo, func() {
-		if storeExisted {
-			entries, _ := os.ReadDir(store)
-			for _, e := range entries {
-				os.RemoveAll(filepath.Join(store, e.Name()))
-			}
-		} else {
-			os.RemoveAll(store)
-		}
-	})
-	if err := archive.InitStore(ctx, store, keys.PublicKeys, env); err != nil {
-		return fmt.Errorf("create store %s: %w", store, err)
-	}
-	if err := os.MkdirAll(staging, 0o700); err != nil {
-		return fmt.Errorf("create staging folder: %w", err)
-	}
-	if taken == nil { // a taken-over key's envelope is already in the vault
-		if _, err := v.SaveKeyEnvelope(ctx, fp, env); err != nil {
-			return err
-		}
-	}
-	t := now()
-	if err := v.Register(ctx, vault.Registration{
-		Server: server, RegisteredAt: t, KeyFingerprint: fp, CredentialsSerial: creds.Serial, Version: version,
-		TakeOver: taken != nil,
-	}); err != nil {
-		return err
-	}
-
-	cfg.Store, cfg.Staging, cfg.Throttle, cfg.Proxy, cfg.Server = store, staging, o.throttle, o.proxy, server
+// registeredConfig is cfg with the registration's settings.
+func registeredConfig(cfg *config, o registerOptions, r *scheduler.Registered, store, staging string) *config {
+	cfg.Store, cfg.Staging, cfg.Throttle, cfg.Proxy, cfg.Server = store, staging, o.throttle, o.proxy, r.Server
+	creds := r.Credentials
 	cfg.Vault = &vaultConfig{
-		Name:           v.Name(),
-		URL:            v.Config.PrimaryURL,
-		SecondaryURL:   cachedSecondaryURL(v.Config),
-		Replication:    string(v.Config.Replication),
+		Name:           r.Vault.Name,
+		URL:            r.Vault.PrimaryURL,
+		SecondaryURL:   cachedSecondaryURL(r.Vault),
+		Replication:    string(r.Vault.Replication),
 		AccessKey:      creds.AccessKey,
 		SecretKey:      creds.SecretKey,
-		ImmutableDays:  v.Config.ImmutableDays,
-		KeyFingerprint: fp,
+		ImmutableDays:  r.Vault.ImmutableDays,
+		KeyFingerprint: r.KeyFingerprint,
 
 		SecondaryAccessKey: creds.SecondaryAccessKey,
 		SecondarySecretKey: creds.SecondarySecretKey,
 	}
-	if err := saveConfig(g.configFile, cfg); err != nil {
-		return err
-	}
+	return cfg
+}
 
+// printRegistered says what register did, or writes its JSON.
+func printRegistered(g *globalOptions, o registerOptions, r *scheduler.Registered, store, staging string) error {
 	if g.json {
-		return writeJSON(g.stdout, registerJSON{Vault: v.Name(), Server: server, KeyFingerprint: fp, Store: store,
-			Staging: staging, Config: g.configFile, Replication: string(v.Config.Replication), PassphraseFile: o.generatePassphrase})
+		return writeJSON(g.stdout, registerJSON{Vault: r.Vault.Name, Server: r.Server, KeyFingerprint: r.KeyFingerprint, Store: store,
+			Staging: staging, Config: g.configFile, Replication: string(r.Vault.Replication), PassphraseFile: o.generatePassphrase})
 	}
 	if !g.quiet {
-		fmt.Fprintf(g.stdout, "Registered server %q to vault %q (%s) at %s.\n", server, v.Name(), v.Config.Replication, v.Config.PrimaryURL)
-		fmt.Fprintf(g.stdout, "Key fingerprint %s; store %s; staging %s.\n", fp, store, staging)
+		fmt.Fprintf(g.stdout, "Registered server %q to vault %q (%s) at %s.\n", r.Server, r.Vault.Name, r.Vault.Replication, r.Vault.PrimaryURL)
+		fmt.Fprintf(g.stdout, "Key fingerprint %s; store %s; staging %s.\n", r.KeyFingerprint, store, staging)
 		fmt.Fprintf(g.stdout, "Configuration written to %s (mode 0600).\n", g.configFile)
 	}
 	return nil
@@ -341,56 +325,4 @@ type registerJSON struct {
 	Config         string `json:"config"`
 	Replication    string `json:"replication"`
 	PassphraseFile string `json:"passphrase_file,omitempty"` // with --generate-passphrase: where it was written
-}
-
-// checkServerNameFree refuses a second registration under a name the vault
-// already knows: two servers of one name would show as one in the vault's
-// list and their points could not be told apart.
-func checkServerNameFree(ctx context.Context, v *vault.Vault, server string) error {
-	regs, err := v.Registrations(ctx)
-	if err != nil {
-		return err
-	}
-	for _, r := range regs {
-		if strings.EqualFold(r.Server, server) {
-			return fmt.Errorf("server %q is already registered to vault %q (since %s, key %s); nothing was registered: register this server under another name with --server NAME",
-				r.Server, v.Name(), r.RegisteredAt.Local().Format("2006-01-02 15:04"), r.KeyFingerprint)
-		}
-	}
-	return nil
-}
-
-// takeOverKeys opens the key envelope of the lost server's current key
-// from the vault with its passphrase. Nothing is written.
-func takeOverKeys(ctx context.Context, v *vault.Vault, server string, pass []byte) (*archive.Keys, []byte, error) {
-	regs, err := v.Registrations(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	r, err := vault.ServerKey(regs, server)
-	if err != nil {
-		return nil, nil, fmt.Errorf("take over %s: %w", server, err)
-	}
-	env, _, err := v.LoadKeyEnvelope(ctx, r.KeyFingerprint)
-	if err != nil {
-		return nil, nil, fmt.Errorf("take over %s: its key envelope (key %s): %w", r.Server, r.KeyFingerprint, err)
-	}
-	k, err := archive.UnwrapKeys(env, pass)
-	if errors.Is(err, archive.ErrWrongPassphrase) {
-		return nil, nil, fmt.Errorf("take over %s: the passphrase does not open its key (key %s): give the passphrase of %s, not of this machine; nothing was registered", r.Server, r.KeyFingerprint, r.Server)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("take over %s: %w", r.Server, err)
-	}
-	return k, env, nil
-}
-
-// takenServer is the lost server's name as registered (its case).
-func takenServer(ctx context.Context, v *vault.Vault, server string) string {
-	if regs, err := v.Registrations(ctx); err == nil {
-		if r, err := vault.ServerKey(regs, server); err == nil {
-			return r.Server
-		}
-	}
-	return server
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/humanize"
 	"github.com/tapeless/tapeless/storage/vault"
@@ -266,41 +267,25 @@ func runRestoreOther(ctx context.Context, g *globalOptions, o restoreOptions, po
 	if cfg.Vault == nil || cfg.Vault.Name == "" {
 		return errors.New("--server restores from the vault, and no vault is configured: register this machine first (see docs/RECOVERY.md)")
 	}
-	ov, err := openVaultForRead(ctx, g, cfg)
-	if err != nil {
-		return err
+	// The point is found (and its staging checked) before the passphrase
+	// is asked for.
+	var vs *vaultSource
+	keys, _, err := scheduler.ServerKeys(ctx, siteOf(g, cfg), o.server, func(reg vault.Registration) ([]byte, error) {
+		var err error
+		if vs, err = restoreFromVault(ctx, g, cfg, pointArg, reg.KeyFingerprint); err != nil {
+			return nil, err
+		}
+		return readPassphrasePrompt(g, o.passphraseFile, "Passphrase of server "+reg.Server, false)
+	})
+	if vs != nil {
+		defer vs.Close()
 	}
-	regs, err := ov.Vault.Registrations(ctx)
-	if err != nil {
-		ov.Close()
-		return err
-	}
-	reg, err := vault.ServerKey(regs, o.server)
-	if err != nil {
-		ov.Close()
+	var unknown *scheduler.UnknownServerError
+	if errors.As(err, &unknown) {
 		return usageError{err}
 	}
-	env, _, err := ov.Vault.LoadKeyEnvelope(ctx, reg.KeyFingerprint)
-	ov.Close()
-	if err != nil {
-		return fmt.Errorf("server %s's key envelope (key %s): %w", reg.Server, reg.KeyFingerprint, err)
-	}
-	vs, err := restoreFromVault(ctx, g, cfg, pointArg, reg.KeyFingerprint)
 	if err != nil {
 		return err
-	}
-	defer vs.Close()
-	pass, err := readPassphrasePrompt(g, o.passphraseFile, "Passphrase of server "+reg.Server, false)
-	if err != nil {
-		return err
-	}
-	keys, err := archive.UnwrapKeys(env, pass)
-	clear(pass)
-	if errors.Is(err, archive.ErrWrongPassphrase) {
-		return fmt.Errorf("the passphrase does not open server %s's key (key %s): give that server's passphrase; nothing was restored", reg.Server, reg.KeyFingerprint)
-	}
-	if err != nil {
-		return fmt.Errorf("server %s's key: %w", reg.Server, err)
 	}
 	return restoreInto(ctx, g, o, cfg, vs.point, vs.staged, keys, path)
 }
