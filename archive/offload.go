@@ -218,8 +218,12 @@ type object struct {
 // each pack before the index object describing it, the point object last
 // (a point must never be visible before everything it needs).
 func pointObjects(ctx context.Context, s *Store, h PointHeader) ([]object, error) {
+	local, _, err := splitPacks(s, h)
+	if err != nil {
+		return nil, err
+	}
 	var out []object
-	for _, r := range h.Packs {
+	for _, r := range local {
 		out = append(out, object{PackName(r.Pack), r.Size}, object{IndexName(r.Index), r.IndexSize})
 	}
 	info, err := s.objects.Stat(ctx, PointName(h.ID))
@@ -232,8 +236,12 @@ func pointObjects(ctx context.Context, s *Store, h PointHeader) ([]object, error
 // missingLocal returns the packs and index objects of h that the store
 // lacks or holds with another size than h recorded.
 func missingLocal(ctx context.Context, s *Store, h PointHeader) ([]string, error) {
+	local, _, err := splitPacks(s, h)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for _, r := range h.Packs {
+	for _, r := range local {
 		for _, ob := range []object{{PackName(r.Pack), r.Size}, {IndexName(r.Index), r.IndexSize}} {
 			info, err := s.objects.Stat(ctx, ob.name)
 			switch {
@@ -247,6 +255,24 @@ func missingLocal(ctx context.Context, s *Store, h PointHeader) ([]string, error
 		}
 	}
 	return out, nil
+}
+
+// splitPacks divides a point's packs into those the store holds and those
+// only the vault holds (vaulted.go): a backup that deduplicated against
+// the vault names the latter, and offload sends them nowhere.
+func splitPacks(s *Store, h PointHeader) (local, vaultOnly []PackRef, err error) {
+	for _, r := range h.Packs {
+		only, err := s.VaultOnly(r.Pack)
+		if err != nil {
+			return nil, nil, fmt.Errorf("point %s: %w", h.ID, err)
+		}
+		if only {
+			vaultOnly = append(vaultOnly, r)
+		} else {
+			local = append(local, r)
+		}
+	}
+	return local, vaultOnly, nil
 }
 
 func pointStored(ctx context.Context, s *Store, h PointHeader) (int64, error) {
@@ -528,12 +554,21 @@ func (f *offloader) offloadPoint(ctx context.Context, h PointHeader, deleteLocal
 	if err != nil {
 		return err
 	}
-	if len(missing) == 0 {
+	held, err := f.missingInVault(ctx, h)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 0 && len(held) == 0 {
 		return f.point(ctx, h, deleteLocal)
 	}
-	f.res.Incomplete = append(f.res.Incomplete, IncompletePoint{Point: h.ID, Missing: missing})
-	f.o.Log(fmt.Sprintf("point %s is damaged, not offloaded and kept in the store: it needs %s, which the store lacks (see 'tapeless verify')",
-		h.ID.String()[:12], strings.Join(missing, ", ")))
+	f.res.Incomplete = append(f.res.Incomplete, IncompletePoint{Point: h.ID, Missing: append(missing, held...)})
+	if len(missing) > 0 {
+		f.o.Log(fmt.Sprintf("point %s is damaged, not offloaded and kept in the store: it needs %s, which the store lacks (see 'tapeless verify')",
+			h.ID.String()[:12], strings.Join(missing, ", ")))
+	} else {
+		f.o.Log(fmt.Sprintf("point %s is not offloaded and kept in the store: it shares %s with points in the vault, and the vault lacks them (see 'tapeless verify --vault')",
+			h.ID.String()[:12], strings.Join(held, ", ")))
+	}
 	if objs, err := pointObjects(ctx, f.s, h); err == nil {
 		for _, ob := range objs {
 			f.done.Add(ob.size) // counted in total: skipped is done
@@ -563,6 +598,43 @@ func (f *offloader) settleCatalog(ctx context.Context) error {
 	}
 	f.res.PendingReplication = PendingReplication(cat)
 	return nil
+}
+
+// missingInVault returns the objects of a point's vault-held packs that a
+// copy of the vault lacks: the point object must never reach a copy that
+// cannot restore it, so such a point is not offloaded. An unreachable
+// secondary is no reason to stop: the point object then goes to the
+// primary only, with replication pending.
+func (f *offloader) missingInVault(ctx context.Context, h PointHeader) ([]string, error) {
+	_, held, err := splitPacks(f.s, h)
+	if err != nil || len(held) == 0 {
+		return nil, err
+	}
+	var names []string
+	for _, r := range held {
+		names = append(names, PackName(r.Pack), IndexName(r.Index))
+	}
+	var onPrimary, onSecondary []string
+	if r, ok := f.v.Replicated(); ok {
+		var secErr error
+		onPrimary, onSecondary, secErr, err = r.MissingTolerant(ctx, names)
+		if secErr != nil {
+			f.o.Log(fmt.Sprintf("could not check the secondary copy for the packs point %s shares with the vault: %v", h.ID.String()[:12], secErr))
+		}
+	} else {
+		onPrimary, err = storage.MissingFrom(ctx, f.v.Backend, names)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("point %s: %w", h.ID, err)
+	}
+	var out []string
+	for _, n := range onPrimary {
+		out = append(out, n+" (held by the vault, missing from its primary copy)")
+	}
+	for _, n := range onSecondary {
+		out = append(out, n+" (held by the vault, missing from its secondary copy)")
+	}
+	return out, nil
 }
 
 func (f *offloader) startProgress(start time.Time) func() {
@@ -755,6 +827,14 @@ func (f *offloader) keepPending(h PointHeader, e CatalogEntry, pending []Pending
 func (f *offloader) archived(ctx context.Context, h PointHeader, e CatalogEntry, deleteLocal bool) error {
 	wasPending := e.State == StatePending
 	e.State, e.Pending = StateArchived, nil
+	// Every pack of the point is on every copy now: once no local point
+	// needs one, it is retired to the vault, and backups still dedup
+	// against it.
+	for _, r := range h.Packs {
+		if err := f.s.MarkInVault(r.Pack); err != nil {
+			return err
+		}
+	}
 	if err := catalogPut(f.s, e); err != nil {
 		return err
 	}

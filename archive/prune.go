@@ -1,10 +1,12 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -226,6 +228,12 @@ type pruner struct {
 	journal      map[string]bool // expired points and what they reference
 	expire       map[string]bool // point objects to remove
 	gone         map[string]bool // point objects removed (or would be)
+	// localNeeds are the vault objects the store's own points name (a
+	// backup that deduplicated against the vault names vault-held
+	// packs); localDamaged counts store point objects that cannot be read.
+	localNeeds   map[string]bool
+	localDamaged int
+	orphan       map[string]bool // candidates no point references
 }
 
 // survey checks the state prune decides from: the vault listing, every
@@ -241,7 +249,27 @@ func (p *pruner) survey(ctx context.Context) error {
 	if p.cat, err = Catalog(ctx, p.s); err != nil {
 		return err
 	}
+	if err := p.readLocal(ctx); err != nil {
+		return err
+	}
 	return p.checkListing()
+}
+
+// readLocal records what the store's points need from the vault.
+func (p *pruner) readLocal(ctx context.Context) error {
+	local, err := p.s.ListPoints(ctx)
+	if err != nil && !OnlyDamage(err) {
+		return fmt.Errorf("prune: %w", err)
+	}
+	p.localDamaged = len(DamagedPoints(err))
+	p.localNeeds = map[string]bool{}
+	for _, h := range local {
+		for _, r := range h.Packs {
+			p.localNeeds[PackName(r.Pack)] = true
+			p.localNeeds[IndexName(r.Index)] = true
+		}
+	}
+	return nil
 }
 
 // decide shows the policy this server's points, picks the points to
@@ -545,6 +573,22 @@ func (p *pruner) collect(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if p.orphan[name] {
+			// Another server's store may still name an object of its key
+			// that no point in the vault names (it deduplicated against
+			// it): only that server's prune may remove it.
+			own, err := p.sealedToUs(ctx, name)
+			if err != nil {
+				return err
+			}
+			if !own {
+				continue
+			}
+			p.res.Orphans++
+		}
+		if err := p.forget(ctx, name); err != nil {
+			return err
+		}
 		ok, err := p.remove(ctx, name)
 		if err != nil {
 			return err
@@ -567,9 +611,56 @@ func (p *pruner) collect(ctx context.Context) error {
 // before their packs (an index must never name a missing pack). It counts
 // the orphans among them and sets PacksKept when a damaged vault point
 // forbids removing any.
+// sealedToUs reports whether a pack or index object is this store's to
+// remove: sealed to its key (the recipient fingerprint of its key block),
+// or no tapeless object at all (too short, or without the prefix), which
+// no point of any server can need.
+func (p *pruner) sealedToUs(ctx context.Context, name string) (bool, error) {
+	off := int64(prefixLen) // a pack: its key block follows the prefix
+	if strings.HasPrefix(name, IndexPrefix) {
+		off = int64(indexOffBlock)
+	}
+	var head []byte
+	err := p.v.Backend.Load(ctx, name, 0, off+fingerprintLen, func(r io.Reader) error {
+		b, err := io.ReadAll(r)
+		head = b
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil // gone meanwhile: nothing to remove
+	}
+	if errors.Is(err, storage.ErrInvalidRange) {
+		return true, nil // shorter than any object's key block
+	}
+	if err != nil {
+		return false, fmt.Errorf("prune: read the key of %s: %w", name, err)
+	}
+	if int64(len(head)) < off+fingerprintLen || string(head[:len(objectMagic)]) != objectMagic {
+		return true, nil
+	}
+	want := fingerprintBytes(p.s.pub.Public)
+	return bytes.Equal(head[off:], want[:]), nil
+}
+
+// forget drops a pack the vault is about to lose from the store's dedup
+// index first, so no backup references it once it is gone; a crash after
+// forgetting and before removing leaves an orphan the next prune removes.
+func (p *pruner) forget(ctx context.Context, name string) error {
+	if p.o.DryRun || !strings.HasPrefix(name, PacksPrefix) {
+		return nil
+	}
+	id, err := idFromName(name)
+	if err != nil {
+		return nil // not a pack of ours by name: nothing indexed
+	}
+	return p.s.ForgetVaultPack(ctx, id)
+}
+
 func (p *pruner) candidates() []string {
-	// What the remaining points (of every server) need.
-	needed := map[string]bool{}
+	// What the remaining points (of every server) and the store's own
+	// points need.
+	needed := maps.Clone(p.localNeeds)
+	p.orphan = map[string]bool{}
 	for name, h := range p.headers {
 		if p.gone[name] {
 			continue
@@ -594,6 +685,11 @@ func (p *pruner) candidates() []string {
 		p.o.Log(fmt.Sprintf("%d point objects in the vault are damaged and may need any pack: removing no pack or index object until it is repaired or removed", p.vaultDamaged))
 		return nil
 	}
+	if p.localDamaged > 0 {
+		p.res.PacksKept = true
+		p.o.Log(fmt.Sprintf("%d point objects in the store are damaged and may name any pack of the vault: removing no pack or index object until they are repaired or removed", p.localDamaged))
+		return nil
+	}
 	var cands []string
 	for _, prefix := range []string{IndexPrefix, PacksPrefix} {
 		for _, name := range p.listing.names(prefix) {
@@ -606,7 +702,7 @@ func (p *pruner) candidates() []string {
 			}
 			if age := p.now.Sub(p.listing.newest(name)); collectOrphans && age >= p.o.OrphanGrace {
 				cands = append(cands, name)
-				p.res.Orphans++
+				p.orphan[name] = true
 			}
 		}
 	}

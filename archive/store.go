@@ -206,7 +206,7 @@ func openStateDB(dir string) (*bbolt.DB, error) {
 		return nil, fmt.Errorf("open state db: %w", err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketBlobs, bucketPacks, bucketPackBlobs} {
+		for _, b := range [][]byte{bucketBlobs, bucketPacks, bucketPackBlobs, bucketVaultPacks} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -399,9 +399,9 @@ func (s *Store) lookupLive(ctx context.Context, k blobKey) (location, bool, erro
 // A pack that is missing or of another size is forgotten by the dedup
 // index and remembered in LostPacks. Only this process writes the store
 // (the lock), and a pack leaves the folder only after RemovePack has
-// forgotten it, so a recorded pack that is absent was lost, not moved:
-// points already offloaded have their packs forgotten, not kept as
-// vault-only entries, so nothing here deduplicates against the vault.
+// forgotten it or retired it to the vault, so a recorded pack that is
+// absent was lost, not moved. A retired pack is present in the vault
+// tier (vaulted.go) and is not looked for here.
 func (s *Store) packPresent(ctx context.Context, pack ID) (bool, error) {
 	s.packMu.Lock()
 	ok, known := s.present[pack]
@@ -410,11 +410,13 @@ func (s *Store) packPresent(ctx context.Context, pack ID) (bool, error) {
 		return ok, nil
 	}
 	var rec packRecord
-	var recorded bool
+	var recorded, vaultOnly bool
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketPacks).Get(pack[:])
 		if v == nil {
-			return nil
+			var err error
+			_, vaultOnly, err = vaultRecord(tx, pack)
+			return err
 		}
 		var err error
 		rec, err = decodePackRecord(v)
@@ -424,8 +426,13 @@ func (s *Store) packPresent(ctx context.Context, pack ID) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("check pack %s: %w", pack, err)
 	}
-	info, err := s.objects.Stat(ctx, PackName(pack))
+	var info storage.Info
+	if !vaultOnly {
+		info, err = s.objects.Stat(ctx, PackName(pack))
+	}
 	switch {
+	case vaultOnly:
+		ok = true // retired to the vault: see vaulted.go
 	case err == nil && recorded && info.Size == rec.Size:
 		ok = true
 	case err == nil || errors.Is(err, storage.ErrNotFound):
@@ -854,11 +861,16 @@ func (r *Refs) resolve(ctx context.Context) ([]PackRef, error) {
 		}
 		packs := tx.Bucket(bucketPacks)
 		for id := range r.packs {
-			v := packs.Get(id[:])
-			if v == nil {
-				return fmt.Errorf("referenced pack %s is no longer in the store", id)
+			var rec packRecord
+			var err error
+			if v := packs.Get(id[:]); v != nil {
+				rec, err = decodePackRecord(v)
+			} else {
+				var held bool
+				if rec, held, err = vaultRecord(tx, id); err == nil && !held {
+					return fmt.Errorf("referenced pack %s is no longer in the store", id)
+				}
 			}
-			rec, err := decodePackRecord(v)
 			if err != nil {
 				return err
 			}
@@ -985,7 +997,16 @@ func (s *Store) UnusedPacks(ctx context.Context) ([]PackRef, error) {
 // object and the pack. That order means a crash in between leaves only an
 // unreferenced pack, never a dedup entry or an index object for a missing
 // pack.
+//
+// A pack the vault holds (MarkInVault) is retired instead: its blobs stay
+// in the dedup index, pointing into the vault (vaulted.go).
 func (s *Store) RemovePack(ctx context.Context, pack ID) error {
+	if retired, err := s.retirePack(ctx, pack); err != nil || retired {
+		if err != nil {
+			return fmt.Errorf("retire pack %s to the vault: %w", pack, err)
+		}
+		return nil
+	}
 	var rec packRecord
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bucketPacks).Get(pack[:])

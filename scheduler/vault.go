@@ -155,3 +155,68 @@ func StageVault(ctx context.Context, site *Site, v *Vault, bytes int64) (*archiv
 	}
 	return archive.NewStagedVault(ctx, v.Read, staging)
 }
+
+// TieredSource is what a restore of a local point reads from when the
+// point names packs only the vault holds (a backup that deduplicated
+// against the vault): the store first, those packs from the vault through
+// the staging folder. With none such, it returns objects itself and held
+// 0. Close releases the vault.
+type TieredSource struct {
+	storage.Backend
+	Held    int    // packs of the point read from the vault
+	Vault   string // their vault
+	Staging string // where they are staged
+	close   func() error
+}
+
+// Close closes the vault side (nothing for a store-only source).
+func (t *TieredSource) Close() error {
+	if t.close == nil {
+		return nil
+	}
+	return t.close()
+}
+
+// OpenTieredSource prepares to read point p of the store whose objects
+// are objects.
+func OpenTieredSource(ctx context.Context, site *Site, objects storage.Backend, p archive.PointHeader) (*TieredSource, error) {
+	vaulted, err := archive.VaultedPacks(ctx, objects)
+	if err != nil {
+		return nil, err
+	}
+	held := 0
+	var bytes int64
+	for _, r := range p.Packs {
+		if _, ok := vaulted[r.Pack]; ok {
+			held++
+			bytes += r.Size
+		}
+	}
+	if held == 0 {
+		return &TieredSource{Backend: objects}, nil
+	}
+	if !site.registered() {
+		return nil, fmt.Errorf("point %s shares %d packs with points in the vault, and no vault is configured to read them from: %w",
+			p.ID.String()[:12], held, ErrNotRegistered)
+	}
+	v, err := site.OpenVaultForRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := StageVault(ctx, site, v, bytes)
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	return &TieredSource{
+		Backend: archive.NewTieredBackend(objects, sv),
+		Held:    held, Vault: v.Name(), Staging: sv.Dir(),
+		close: func() error {
+			err := sv.Close()
+			if cerr := v.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		},
+	}, nil
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/storage"
 )
 
 // VerifyRequest is one run of the store verify job.
@@ -17,6 +18,10 @@ type VerifyRequest struct {
 	Subset   float64 // percent of packs to read (0 or 100: all)
 	// Problem receives each problem as it is found.
 	Problem func(archive.VerifyProblem)
+	// Site, when registered, lets the tree check read the blobs of
+	// packs retired to the vault from there (without it, points that
+	// need them are reported).
+	Site *Site
 }
 
 // VerifyReport is what a store verify checked and found.
@@ -51,13 +56,37 @@ func VerifyStore(ctx context.Context, v *archive.StoreView, req VerifyRequest) (
 		if listErr != nil && points == nil {
 			return nil, fmt.Errorf("verify: %w", listErr)
 		}
-		r := archive.NewReader(v.Objects, req.Keys)
+		src, err := treeSource(ctx, req.Site, v.Objects, points)
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		r := archive.NewReader(src, req.Keys)
 		ts, err := archive.VerifyTrees(ctx, r, points, report)
 		r.Close()
+		src.Close()
 		if err != nil {
 			return nil, fmt.Errorf("verify: %w", err)
 		}
 		rep.Trees = &ts
 	}
 	return rep, nil
+}
+
+// treeSource is what the tree check reads: the store, and for packs the
+// store retired to the vault, the vault (when the site has one).
+func treeSource(ctx context.Context, site *Site, objects storage.Backend, points []archive.PointHeader) (*TieredSource, error) {
+	var all archive.PointHeader
+	seen := map[archive.ID]bool{}
+	for _, p := range points {
+		for _, r := range p.Packs {
+			if !seen[r.Pack] {
+				seen[r.Pack] = true
+				all.Packs = append(all.Packs, r)
+			}
+		}
+	}
+	if site == nil || !site.registered() {
+		return &TieredSource{Backend: objects}, nil
+	}
+	return OpenTieredSource(ctx, site, objects, all)
 }

@@ -403,6 +403,28 @@ func (r *ReplicatedBackend) Missing(ctx context.Context, names []string) (onPrim
 	return onPrimary, onSecondary, nil
 }
 
+// MissingTolerant is Missing for a caller that can proceed with the
+// secondary copy unknown: an error reaching the primary fails the call,
+// one reaching the secondary is returned as secondaryErr (onSecondary is
+// then nil and means nothing).
+func (r *ReplicatedBackend) MissingTolerant(ctx context.Context, names []string) (onPrimary, onSecondary []string, secondaryErr, err error) {
+	onPrimary, err = missing(ctx, r.primary, names)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	onSecondary, secondaryErr = missing(ctx, r.secondary, names)
+	if secondaryErr != nil {
+		return onPrimary, nil, secondaryErr, nil
+	}
+	return onPrimary, onSecondary, nil, nil
+}
+
+// MissingFrom returns which of names b does not hold, asking each object
+// directly (see Missing).
+func MissingFrom(ctx context.Context, b Backend, names []string) ([]string, error) {
+	return missing(ctx, b, names)
+}
+
 // missing returns the names b does not hold.
 func missing(ctx context.Context, b Backend, names []string) ([]string, error) {
 	absent := make([]bool, len(names))

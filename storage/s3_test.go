@@ -445,9 +445,15 @@ func TestS3InsecureAgainstRawTLS(t *testing.T) {
 				return
 			}
 			// A TLS alert record, as a TLS server sends to a client that
-			// did not start a handshake.
-			c.Write([]byte("\x15\x03\x01\x00\x02\x02\x46"))
-			c.Close()
+			// did not start a handshake: after the request's first bytes,
+			// so that closing cannot reset the connection before the
+			// client has written (which reads as another error).
+			go func() {
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				c.Read(make([]byte, 512))
+				c.Write([]byte("\x15\x03\x01\x00\x02\x02\x46"))
+				c.Close()
+			}()
 		}
 	}()
 	u := "s3://" + l.Addr().String() + "/bkt?insecure=1&region=us-east-1"

@@ -172,6 +172,20 @@ func runRestore(ctx context.Context, g *globalOptions, o restoreOptions, pointAr
 		}
 		return err
 	}
+	if src == v.Objects {
+		// A local point may share packs with points in the vault (its
+		// backup deduplicated against them): those come from the vault.
+		ts, err := scheduler.OpenTieredSource(ctx, siteOf(g, cfg), v.Objects, p)
+		if err != nil {
+			return err
+		}
+		defer ts.Close()
+		if ts.Held > 0 && !g.quiet && !g.json {
+			fmt.Fprintf(g.stderr, "Point %s shares %d packs with points in vault %s: reading them from there (staged in %s).\n",
+				shortID(p.ID), ts.Held, ts.Vault, ts.Staging)
+		}
+		src = ts
+	}
 	// Everything that can fail without writing fails first: the
 	// passphrase, then the scratch-space rule.
 	keys, err := unlockStore(g, v.Envelope, o.passphraseFile)

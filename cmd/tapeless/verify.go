@@ -83,7 +83,7 @@ Any damage fails with exit code 1 and names the object.`,
 }
 
 func runVerify(ctx context.Context, g *globalOptions, o verifyOptions) error {
-	v, _, err := openStoreView(ctx, g)
+	v, cfg, err := openStoreView(ctx, g)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func runVerify(ctx context.Context, g *globalOptions, o verifyOptions) error {
 		}
 	}
 	rep, err := scheduler.VerifyStore(ctx, v, scheduler.VerifyRequest{
-		Keys: keys, ReadData: o.readData, Subset: o.subset,
+		Keys: keys, ReadData: o.readData, Subset: o.subset, Site: siteOf(g, cfg),
 		Problem: func(p archive.VerifyProblem) {
 			if !g.json {
 				fmt.Fprintf(g.stderr, "problem: %v\n", p)
