@@ -246,3 +246,85 @@ func sameContents(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestAdoptVault: a new store of the same key learns the vault's packs
+// of that key from their index objects and deduplicates against them; it
+// skips other keys' packs and index objects whose pack the vault lacks,
+// and stores that data again rather than reference it.
+func TestAdoptVault(t *testing.T) {
+	ctx := context.Background()
+	r := newXtierRig(t)
+	offloadAll(t, r.s, r.v, r.now, OffloadOptions{})
+	// Another server's pack in the same vault.
+	other, _ := offloadStore(t)
+	osrc := filepath.Join(t.TempDir(), "other")
+	writeTree(t, osrc, 5)
+	if _, err := Backup(ctx, other, BackupOptions{Sources: []string{osrc}, Name: "other", Now: r.now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	offloadAll(t, other, r.v, r.now, OffloadOptions{})
+	// An index object of ours whose pack the vault lost.
+	src2 := filepath.Join(t.TempDir(), "second")
+	writeTree(t, src2, 77)
+	if _, err := Backup(ctx, r.s, BackupOptions{Sources: []string{src2}, Name: "second", Now: r.now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	res := offloadAll(t, r.s, r.v, r.now, OffloadOptions{})
+	h, err := LoadPointHeader(ctx, r.v.Primary, res.Archived[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := h.Packs[0] // a data pack: the largest (tree blobs sit in small ones)
+	for _, p := range h.Packs {
+		if p.Size > lost.Size {
+			lost = p
+		}
+	}
+	for _, b := range r.v.Copies() {
+		if err := b.Remove(ctx, PackName(lost.Pack)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	env, err := WrapKeys(r.k, []byte("a passphrase of 16+ characters"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "store")
+	if err := InitStore(ctx, dir, r.k.PublicKeys, env); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := OpenStore(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	st, err := AdoptVault(ctx, fresh, r.v.Primary, r.k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Packs == 0 || st.Foreign == 0 || st.Skipped != 1 {
+		t.Fatalf("adopt: %+v, want our intact packs, the other server's as foreign and the pack-less index skipped", st)
+	}
+	sum, err := Backup(ctx, fresh, BackupOptions{Sources: []string{r.src}, Name: "data", Now: r.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.NewStoredBytes != 0 {
+		t.Errorf("a backup of adopted data stored %d bytes, want 0", sum.NewStoredBytes)
+	}
+	sum2, err := Backup(ctx, fresh, BackupOptions{Sources: []string{src2}, Name: "second", Now: r.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum2.NewStoredBytes == 0 {
+		t.Errorf("a backup of data whose pack the vault lost stored nothing: it references a missing pack (packs %+v, summary %+v)", h.Packs, sum2)
+	}
+	target := filepath.Join(t.TempDir(), "t")
+	if _, err := Restore(ctx, NewReader(NewTieredBackend(fresh.Objects(), r.v.Primary), r.k), sum.Point, RestoreOptions{Target: target}); err != nil {
+		t.Fatalf("restore through the adopted store and the vault: %v", err)
+	}
+	if !sameContents(fileContents(t, target), fileContents(t, r.src)) {
+		t.Error("the restored point differs from its source")
+	}
+}

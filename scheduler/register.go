@@ -56,6 +56,11 @@ type Registered struct {
 	Server         string             // as registered
 	KeyFingerprint string
 	TakeOver       bool
+	// Adopted is what a take-over learned of the vault's packs of its
+	// key for deduplication; AdoptErr why it could not (the registration
+	// stands: the store then stores that data again).
+	Adopted  archive.AdoptStats
+	AdoptErr error
 }
 
 // Register registers this server to the vault a credentials file names.
@@ -160,10 +165,32 @@ func (w *registration) write(ctx context.Context, storeExisted bool) (err error)
 	}); err != nil {
 		return err
 	}
+	if taken {
+		w.adopt(ctx)
+	}
 	if w.req.Save != nil {
 		return w.req.Save(w.r)
 	}
 	return nil
+}
+
+// adopt fills the new store's dedup index from the vault's index objects
+// of the taken-over key, so the first backup continues the lost server's
+// history instead of sending everything again. It is best effort: a store
+// that could not adopt them still works, it stores that data again.
+func (w *registration) adopt(ctx context.Context) {
+	s, err := archive.OpenStore(ctx, w.req.Store)
+	if err != nil {
+		w.r.AdoptErr = err
+		return
+	}
+	defer s.Close()
+	var read storage.Backend = w.v.Primary()
+	if sec := w.v.Secondary(); sec != nil {
+		read = storage.Replicated(w.v.Primary(), sec, storage.WithContentHash(ObjectHashFromName),
+			storage.WithFallbackReport(func(storage.Fallback) {}))
+	}
+	w.r.Adopted, w.r.AdoptErr = archive.AdoptVault(ctx, s, read, w.keys)
 }
 
 // CheckNewStore reports whether dir can become a new store: it must be

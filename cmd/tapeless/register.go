@@ -14,6 +14,7 @@ import (
 	"github.com/tapeless/tapeless/archive"
 	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/humanize"
 	"github.com/tapeless/tapeless/storage/vault"
 )
 
@@ -303,14 +304,26 @@ func registeredConfig(cfg *config, o registerOptions, r *scheduler.Registered, s
 
 // printRegistered says what register did, or writes its JSON.
 func printRegistered(g *globalOptions, o registerOptions, r *scheduler.Registered, store, staging string) error {
+	if r.AdoptErr != nil && !g.quiet {
+		fmt.Fprintf(g.stderr, "warning: the vault's packs of key %s could not be read for deduplication (%v): the first backup stores its data again\n",
+			r.KeyFingerprint, r.AdoptErr)
+	}
 	if g.json {
-		return writeJSON(g.stdout, registerJSON{Vault: r.Vault.Name, Server: r.Server, KeyFingerprint: r.KeyFingerprint, Store: store,
-			Staging: staging, Config: g.configFile, Replication: string(r.Vault.Replication), PassphraseFile: o.generatePassphrase})
+		out := registerJSON{Vault: r.Vault.Name, Server: r.Server, KeyFingerprint: r.KeyFingerprint, Store: store,
+			Staging: staging, Config: g.configFile, Replication: string(r.Vault.Replication), PassphraseFile: o.generatePassphrase}
+		if r.TakeOver {
+			out.Adopted = &r.Adopted
+		}
+		return writeJSON(g.stdout, out)
 	}
 	if !g.quiet {
 		fmt.Fprintf(g.stdout, "Registered server %q to vault %q (%s) at %s.\n", r.Server, r.Vault.Name, r.Vault.Replication, r.Vault.PrimaryURL)
 		fmt.Fprintf(g.stdout, "Key fingerprint %s; store %s; staging %s.\n", r.KeyFingerprint, store, staging)
 		fmt.Fprintf(g.stdout, "Configuration written to %s (mode 0600).\n", g.configFile)
+		if r.TakeOver && r.AdoptErr == nil {
+			fmt.Fprintf(g.stdout, "Deduplication continues from the vault: %d packs (%s, %d blobs) of key %s are known to the new store.\n",
+				r.Adopted.Packs, humanize.Bytes(r.Adopted.Bytes), r.Adopted.Blobs, r.KeyFingerprint)
+		}
 	}
 	return nil
 }
@@ -325,4 +338,7 @@ type registerJSON struct {
 	Config         string `json:"config"`
 	Replication    string `json:"replication"`
 	PassphraseFile string `json:"passphrase_file,omitempty"` // with --generate-passphrase: where it was written
+	// Adopted (--take-over only): the vault's packs of the key the new
+	// store deduplicates against.
+	Adopted *archive.AdoptStats `json:"adopted,omitempty"`
 }

@@ -234,3 +234,61 @@ func TestCrossTierKillsMinIO(t *testing.T) {
 	c.mustRun("restore", sum.Point.String()[:12], "--target", target, "--passphrase-file", filepath.Join(c.dir, "passphrase"))
 	compareDirs(t, srcs[newest], target)
 }
+
+// TestDedupAfterTakeOverMinIO: the store is lost with the server; a new
+// machine takes over its identity, and its first backup of the same tree
+// stores, sends and grows the vault by under 1 %, because the take-over
+// filled the new store's dedup index from the vault's index objects.
+func TestDedupAfterTakeOverMinIO(t *testing.T) {
+	pu, o := storagetest.MinIO(t, "primary")
+	su, _ := storagetest.MinIO(t, "secondary")
+	bin := buildTapeless(t)
+	c := newOlCLI(t, bin, pu, su, o)
+	src := filepath.Join(c.dir, "tree")
+	treeBytes := xtierTree(t, src, 40, 96<<10, 33)
+	offload := []string{"offload", "--keep-within", "0s", "--keep-last", "0", "--json"}
+	c.mustRun("backup", src, "--name", "tree")
+	c.mustRun(offload...)
+	v1 := vaultBytes(t, c.copies[0])
+	cfg, err := loadConfig(filepath.Join(c.dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The new machine: nothing of the old store or configuration.
+	n := &olCLI{t: t, bin: bin, dir: t.TempDir(), vault: c.vault, env: c.env, copies: c.copies}
+	creds := filepath.Join(n.dir, "creds.VaultCredentials")
+	n.mustRun("vault", "credentials", c.vault, "--url", pu, "-o", creds)
+	var reg registerJSON
+	out := n.mustRun("register", "--credentials", creds, "--take-over", cfg.Server, "--passphrase-file", filepath.Join(c.dir, "passphrase"),
+		"--store", filepath.Join(n.dir, "store"), "--staging", filepath.Join(n.dir, "staging"), "--json")
+	if err := json.Unmarshal([]byte(out), &reg); err != nil {
+		t.Fatal(err)
+	}
+	if reg.Adopted == nil || reg.Adopted.Packs == 0 || reg.Adopted.Skipped != 0 {
+		t.Fatalf("the take-over adopted %+v of the vault's packs, want them all\n%s", reg.Adopted, out)
+	}
+
+	var sum archive.BackupSummary
+	if err := json.Unmarshal([]byte(n.mustRun("backup", src, "--name", "tree", "--json")), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if lim := treeBytes / 100; sum.NewStoredBytes >= lim {
+		t.Errorf("the new machine's first backup stored %d bytes of the unchanged tree, want under 1%% of %d", sum.NewStoredBytes, treeBytes)
+	}
+	var off offloadJSON
+	if err := json.Unmarshal([]byte(n.mustRun(offload...)), &off); err != nil {
+		t.Fatal(err)
+	}
+	if off.Result == nil || len(off.Result.Archived) != 1 || off.Result.BytesUploaded >= treeBytes/100 {
+		t.Errorf("the new machine's offload: %+v, want its point archived with under 1%% of %d sent", off.Result, treeBytes)
+	}
+	if grown := vaultBytes(t, c.copies[0]) - v1; grown >= treeBytes/100 {
+		t.Errorf("the vault grew by %d bytes, want under 1%% of %d", grown, treeBytes)
+	}
+	t.Logf("tree %d bytes; adopted %+v; first backup on the new machine stored %d, its offload sent %d",
+		treeBytes, *reg.Adopted, sum.NewStoredBytes, off.Result.BytesUploaded)
+	target := filepath.Join(n.dir, "restore")
+	n.mustRun("restore", sum.Point.String()[:12], "--target", target, "--passphrase-file", filepath.Join(c.dir, "passphrase"))
+	compareDirs(t, src, target)
+}
