@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,6 +66,11 @@ type RestoreProgress struct {
 	Bytes      int64 // logical bytes of files done
 	TotalBytes int64 // of the whole point
 	Elapsed    time.Duration
+	// Fetched and FetchTotal count the bytes a restore from the vault
+	// downloads before it writes (the ranges of the blobs it needs); both
+	// are 0 for a restore from the store.
+	Fetched    int64
+	FetchTotal int64
 }
 
 // RestoreSummary reports what a restore did.
@@ -180,6 +186,10 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		total:   h.Bytes,
 		lastRep: start,
 	}
+	sv, _ := r.b.(*StagedVault)
+	if sv != nil {
+		rs.want = map[ID][]packEntry{}
+	}
 	// First pass, before the target is touched: the whole manifest must be
 	// well formed and in order, the path must exist, nothing may be in the
 	// way in the target, and every pack the selection needs must be found
@@ -202,7 +212,20 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
-	hashBad, err := checkPackHashes(ctx, r.b, packs)
+	var hashBad map[ID]error
+	if sv != nil {
+		// From the vault: only the byte ranges of the blobs needed, each
+		// blob authenticated as it arrives, all before anything is
+		// written.
+		ranges, total := planFetch(rs.want)
+		rs.want = nil
+		rs.fetchTotal = total
+		sv.SetFetchReport(func(n int64) { rs.fetched.Add(n) })
+		hashBad, err = fetchPacks(ctx, r, sv, ranges, packs, func() { rs.report(false) })
+		rs.report(true)
+	} else {
+		hashBad, err = checkPackHashes(ctx, r.b, packs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
@@ -384,6 +407,13 @@ type restoreRun struct {
 
 	heads     map[string]*Node // hard-link group heads outside sub
 	conflicts *conflictCheck   // used by plan
+	// want are the blobs each pack holds for the selection, when they
+	// are fetched in ranges (from the vault); nil otherwise.
+	want map[ID][]packEntry
+	// fetchTotal is what the fetch pass downloads, fetched what it and
+	// anything after it did so far.
+	fetchTotal int64
+	fetched    atomic.Int64
 	// bad are the packs missing or damaged; skip the paths whose content
 	// cannot be restored (and heads outside sub whose content is
 	// unavailable); blobErr the first chunk no index knows.
@@ -495,7 +525,8 @@ func (rs *restoreRun) report(final bool) {
 	}
 	rs.lastRep = time.Now()
 	rs.mu.Lock()
-	p := RestoreProgress{Files: rs.sum.Files, Bytes: rs.sum.Bytes, TotalBytes: rs.total, Elapsed: time.Since(rs.start)}
+	p := RestoreProgress{Files: rs.sum.Files, Bytes: rs.sum.Bytes, TotalBytes: rs.total, Elapsed: time.Since(rs.start),
+		Fetched: rs.fetched.Load(), FetchTotal: rs.fetchTotal}
 	rs.mu.Unlock()
 	rs.o.Progress(p)
 }
@@ -627,10 +658,15 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 	rs.sum.NotRestored, rs.sum.NotRestoredCount, rs.blobErr, rs.nBlobs = nil, 0, nil, 0
 	// need adds the packs n's content needs and tells whether they are
 	// all there.
+	if rs.want != nil {
+		rs.want = map[ID][]packEntry{}
+	}
 	need := func(n *Node) (bool, error) {
 		var ps []ID
+		var es []packEntry
 		for _, c := range n.Chunks {
-			p, err := rs.r.PackOf(rs.ctx, BlobData, c)
+			loc, err := rs.r.locate(rs.ctx, BlobData, c)
+			p := loc.Pack
 			if errors.Is(err, ErrBlobNotFound) {
 				if rs.nBlobs++; rs.blobErr == nil {
 					rs.blobErr = fmt.Errorf("%q: %w", n.Path, err)
@@ -644,11 +680,17 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 				return false, nil
 			}
 			ps = append(ps, p)
+			if rs.want != nil {
+				es = append(es, packEntry{Type: BlobData, ID: c, Offset: loc.Offset, Length: loc.Length, RawLen: loc.RawLen})
+			}
 		}
-		for _, p := range ps {
+		for i, p := range ps {
 			if !packs[p] {
 				packs[p] = true
 				order = append(order, p)
+			}
+			if rs.want != nil {
+				rs.want[p] = append(rs.want[p], es[i])
 			}
 		}
 		return true, nil

@@ -202,6 +202,11 @@ func restoreInto(ctx context.Context, g *globalOptions, o restoreOptions, cfg *c
 		SpecialBits: o.specialBits,
 		Partial:     o.partial,
 		Progress: func(pr archive.RestoreProgress) {
+			if pr.Files == 0 && pr.Fetched < pr.FetchTotal {
+				// From the vault: the blobs' ranges come first.
+				bar.update("fetching from the vault", pr.Fetched, pr.FetchTotal, pr.Elapsed)
+				return
+			}
 			bar.update(fmt.Sprintf("%d files", pr.Files), pr.Bytes, pr.TotalBytes, pr.Elapsed)
 		},
 	})
