@@ -7,7 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
-		"time"
+	"time"
 )
 
 // coalesceGap is the largest run of unneeded bytes a restore from the
