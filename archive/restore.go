@@ -96,6 +96,13 @@ type RestoreSummary struct {
 	// SetIDDropped counts files whose setuid or setgid bit was not
 	// restored, CapabilitiesDropped files whose file capabilities
 	// (security.capability) were not: both need SpecialBits.
+	// AlreadyPresent counts the files (of Files) the target held
+	// already with the point's content, left by an interrupted restore
+	// (or identical anyway): not fetched, not written, metadata set again.
+	AlreadyPresent int64 `json:"-"`
+	// Fetched is what a restore from the vault downloaded (point, index
+	// objects, manifest and the blobs' ranges); 0 from the store.
+	Fetched             int64         `json:"-"`
 	SetIDDropped        int64         `json:"setid_dropped"`
 	CapabilitiesDropped int64         `json:"capabilities_dropped"`
 	Duration            time.Duration `json:"duration_ns"`
@@ -204,6 +211,8 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	rs.conflicts = cc
+	rs.fresh = cc.root == nil
+	rs.present = cc.present
 	packs, err := rs.plan(mr)
 	cc.close()
 	if err == nil {
@@ -282,6 +291,9 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
 	rs.sum.Duration = time.Since(start)
+	if sv != nil {
+		rs.sum.Fetched = sv.StagedBytes()
+	}
 	rs.summarize()
 	rs.report(true)
 	return rs.sum, nil
@@ -414,6 +426,11 @@ type restoreRun struct {
 	// anything after it did so far.
 	fetchTotal int64
 	fetched    atomic.Int64
+	// fresh says the target was missing or empty when the restore
+	// began, so nothing can be in a file's way; present are the entries
+	// the target held already as the point has them (see conflictCheck).
+	fresh   bool
+	present map[string]bool
 	// bad are the packs missing or damaged; skip the paths whose content
 	// cannot be restored (and heads outside sub whose content is
 	// unavailable); blobErr the first chunk no index knows.
@@ -710,6 +727,14 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 		}
 		found = found || rs.inSub(n.Path)
 		rs.conflicts.check(n)
+		if rs.present[n.Path] {
+			// Restored already (a rerun of an interrupted restore): its
+			// content is not fetched again.
+			if n.Type == TypeFile && n.LinkTo == "" {
+				total += n.Size
+			}
+			return nil
+		}
 		if n.LinkTo != "" {
 			if head, ok := rs.heads[n.LinkTo]; ok {
 				delete(rs.heads, n.LinkTo)
@@ -907,6 +932,12 @@ func (rs *restoreRun) hardlink(n *Node) error {
 	if err := rs.drain(); err != nil { // the link's target must be complete
 		return err
 	}
+	if rs.present[n.Path] {
+		rs.mu.Lock()
+		rs.sum.HardLinks++
+		rs.mu.Unlock()
+		return nil
+	}
 	rs.mu.Lock()
 	to, ok := rs.linked[n.LinkTo]
 	rs.mu.Unlock()
@@ -947,17 +978,37 @@ func fileMode(perm uint32, special bool) fs.FileMode {
 	return m
 }
 
+// partName is where the content of dest is written before it is complete
+// and checked: next to it, under a name a rerun finds again, so a file a
+// killed restore left half written never sits at dest (where a rerun
+// would take it for the user's) and the rerun replaces it.
+func partName(dest string) string {
+	h := sha256.Sum256([]byte(dest))
+	return path.Join(path.Dir(dest), fmt.Sprintf(".tapeless-restore-%x", h[:8]))
+}
+
 // file restores the content and metadata of n at dest (n.Path, or another
-// member of its hard-link group).
+// member of its hard-link group): written under partName, then renamed
+// into place once its content is checked and its metadata set.
 func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
-	// Create first and clear only on EEXIST: one path walk fewer per file,
-	// which is most of a small file's cost.
-	f, err := rs.root.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	if dest == n.Path && rs.present[dest] {
+		return rs.keep(n)
+	}
+	if !rs.fresh {
+		// The target held something when the restore began: what is in
+		// the way goes by the conflict rules (clear).
 		if err := rs.clear(dest); err != nil {
 			return err
 		}
-		f, err = rs.root.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	part := partName(dest)
+	f, err := rs.root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by a restore that was interrupted: ours to replace.
+		if err := rs.root.Remove(part); err != nil {
+			return fmt.Errorf("restore %s: %w", dest, err)
+		}
+		f, err = rs.root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	}
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", dest, err)
@@ -975,7 +1026,13 @@ func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("restore %s: %w", dest, cerr)
 	}
+	if err == nil {
+		if err = rs.root.Rename(part, dest); err != nil {
+			err = fmt.Errorf("restore %s: %w", dest, err)
+		}
+	}
 	if err != nil {
+		rs.root.Remove(part)
 		return err
 	}
 	if n.Changed {
@@ -988,6 +1045,37 @@ func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
 	}
 	rs.sum.Files++
 	rs.sum.Bytes += n.Size
+	return nil
+}
+
+// keep takes a file the target holds already with the point's size and
+// SHA-256 (restored by an interrupted run) as restored: its metadata is set
+// again, its content is neither fetched nor written.
+func (rs *restoreRun) keep(n *Node) error {
+	f, err := rs.root.OpenFile(n.Path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", n.Path, err)
+	}
+	err = rs.fileMeta(f, n, n.Path)
+	if err == nil {
+		if err = futimens(f, n.Mtime); err != nil {
+			err = fmt.Errorf("restore %s: set times: %w", n.Path, err)
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("restore %s: %w", n.Path, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if n.Nlink > 1 {
+		rs.linked[n.Path] = n.Path
+	}
+	rs.sum.Files++
+	rs.sum.Bytes += n.Size
+	rs.sum.AlreadyPresent++
 	return nil
 }
 
@@ -1068,6 +1156,12 @@ func (rs *restoreRun) setXattrs(fd int, n *Node, dest string) {
 }
 
 func (rs *restoreRun) symlink(n *Node) error {
+	if rs.present[n.Path] {
+		rs.mu.Lock()
+		rs.sum.Symlinks++
+		rs.mu.Unlock()
+		return nil
+	}
 	if err := rs.clear(n.Path); err != nil {
 		return err
 	}
@@ -1134,8 +1228,15 @@ func (rs *restoreRun) dirMeta(n *Node) error {
 // conflictCheck finds, before anything is written, the entries of the
 // selection that the target already has in the way, so a restore that
 // would be refused is refused before it writes anything.
+//
+// An entry the target holds already as the point has it is not in the way:
+// a regular file with the point's size whose data hashes to the point's
+// SHA-256, a symlink with the same target, a hard link to such a file of
+// its group. Those are "present": the rerun of an interrupted restore
+// keeps them and fetches only the rest.
 type conflictCheck struct {
 	root      *os.Root // nil when the target is missing or empty
+	present   map[string]bool
 	overwrite bool
 	exist     []string // would replace an existing entry (needs Overwrite)
 	dirs      []string // a directory is where a non-directory goes
@@ -1147,7 +1248,7 @@ type conflictCheck struct {
 const maxConflictsNamed = 10
 
 func newConflictCheck(target string, overwrite bool) (*conflictCheck, error) {
-	c := &conflictCheck{overwrite: overwrite}
+	c := &conflictCheck{overwrite: overwrite, present: map[string]bool{}}
 	fi, err := os.Stat(target)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -1195,6 +1296,10 @@ func (c *conflictCheck) check(n *Node) {
 	if err != nil {
 		return
 	}
+	if c.same(n, fi) {
+		c.present[n.Path] = true
+		return
+	}
 	switch {
 	case n.Type == TypeDir && fi.IsDir():
 		// merged into
@@ -1209,6 +1314,35 @@ func (c *conflictCheck) check(n *Node) {
 			c.exist = append(c.exist, n.Path)
 		}
 	}
+}
+
+// same tells whether fi, the target's entry at n.Path, is what restoring
+// n would make of it (see conflictCheck).
+func (c *conflictCheck) same(n *Node, fi fs.FileInfo) bool {
+	switch {
+	case n.Type == TypeSymlink:
+		t, err := c.root.Readlink(n.Path)
+		return fi.Mode()&fs.ModeSymlink != 0 && err == nil && t == n.Target
+	case n.Type != TypeFile || !fi.Mode().IsRegular():
+		return false
+	case n.LinkTo != "":
+		head, err := c.root.Lstat(n.LinkTo)
+		return c.present[n.LinkTo] && err == nil && os.SameFile(fi, head)
+	case fi.Size() != n.Size:
+		return false
+	}
+	f, err := c.root.OpenFile(n.Path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	for _, x := range n.dataExtents() {
+		if m, err := io.Copy(h, io.NewSectionReader(f, x.Offset, x.Length)); err != nil || m != x.Length {
+			return false
+		}
+	}
+	return bytes.Equal(h.Sum(nil), n.SHA256)
 }
 
 // err describes every conflict found, or is nil.

@@ -3,6 +3,8 @@ package archive
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"fmt"
 	"os"
 	"path"
@@ -133,5 +135,64 @@ func TestRestoreFromVaultRangeFallsBack(t *testing.T) {
 	defer r.Close()
 	if _, err := Restore(ctx, r, id, RestoreOptions{Target: t.TempDir(), Path: "small/one.bin"}); err == nil {
 		t.Error("Restore with both copies damaged succeeded")
+	}
+}
+
+// The rerun of an interrupted restore into the same target, without
+// Overwrite, keeps the files already restored (checked by size and
+// SHA-256), replaces what the interrupted run left half written, fetches
+// only what is still missing, and still refuses a file that differs.
+func TestRestoreResumesIntoSameTarget(t *testing.T) {
+	v, _, k, id, one := rangeTestPoint(t)
+	c := NewCountingBackend(v.target().Backend)
+	target := restorePathFromVault(t, c, k, id, "")
+	whole := c.Fetched()
+
+	// As a killed run leaves it: the last files missing, one half written
+	// under its temporary name, the rest in place.
+	for i := 8; i < 16; i++ {
+		os.Remove(filepath.Join(target, fmt.Sprintf("big/%02d.bin", i)))
+	}
+	os.Remove(filepath.Join(target, "small/one.bin"))
+	mustWrite(t, filepath.Join(target, partName("big/08.bin")), "half")
+
+	ctx := context.Background()
+	st, err := NewStagedVault(ctx, c, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := NewReader(st, k)
+	defer r.Close()
+	before := c.Fetched()
+	sum, err := Restore(ctx, r, id, RestoreOptions{Target: target})
+	if err != nil {
+		t.Fatalf("rerun into the same target: %v", err)
+	}
+	again := c.Fetched() - before
+	t.Logf("the whole point fetched %.1f MiB, the rerun with half of it in place %.1f MiB", float64(whole)/(1<<20), float64(again)/(1<<20))
+	if again >= whole*3/4 {
+		t.Errorf("the rerun fetched %d bytes, the whole restore %d: want about half", again, whole)
+	}
+	if sum.AlreadyPresent != 8 || sum.Files != 17 {
+		t.Errorf("rerun: %d files, %d already present; want 17, 8", sum.Files, sum.AlreadyPresent)
+	}
+	if got, err := os.ReadFile(filepath.Join(target, "small/one.bin")); err != nil || !bytes.Equal(got, one) {
+		t.Errorf("small/one.bin restored wrong (%d bytes, %v)", len(got), err)
+	}
+	for i := range 16 {
+		got, err := os.ReadFile(filepath.Join(target, fmt.Sprintf("big/%02d.bin", i)))
+		if err != nil || !bytes.Equal(got, randomBytes(uint64(100+i), 4<<20)) {
+			t.Errorf("big/%02d.bin restored wrong (%d bytes, %v)", i, len(got), err)
+		}
+	}
+	if got := listDir(t, filepath.Join(target, "big")); len(got) != 16 {
+		t.Errorf("big holds %d entries after the rerun, want the 16 files only: %q", len(got), got)
+	}
+
+	// A file that differs is in the way, as before.
+	mustWrite(t, filepath.Join(target, "big/03.bin"), "mine")
+	if _, err := Restore(ctx, r, id, RestoreOptions{Target: target}); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("restore over a changed file without Overwrite: err = %v, want ErrExist", err)
 	}
 }

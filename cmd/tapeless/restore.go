@@ -50,6 +50,22 @@ path through a symlink are refused, and symlinks are created last. Existing
 files are not replaced unless --overwrite is given; existing directories
 are merged into. Entries in the way are found before anything is written.
 
+An interrupted restore continues when run again with the same --target:
+each file is written under a temporary name next to it and renamed into
+place only once complete and checked, and an existing file whose size and
+SHA-256 match the point's (an existing symlink with the same target, a
+hard link to such a file) counts as restored: it is not fetched or written
+again, no --overwrite is needed for it, and its owner, mode, attributes
+and time are set again. A file that differs is still in the way unless
+--overwrite is given.
+
+A point that is only in the vault is read through the staging folder
+(which must have 5 % of the point's size free): restore downloads the
+point, its index objects and manifest, then only the byte ranges of the
+packs that hold the blobs it needs (ranges a few hundred KiB apart are
+fetched as one), authenticating every blob as it arrives; a range that
+fails is read from the second copy of a GRS vault.
+
 When packs the restore needs are missing or damaged, restore refuses before
 writing anything and says how many files need them; with --partial it
 restores every file that does not, lists those it could not restore and
@@ -231,14 +247,27 @@ func restoreInto(ctx context.Context, g *globalOptions, o restoreOptions, cfg *c
 		fmt.Fprintf(g.stderr, "warning: %s\n", termSafeText(w))
 	}
 	if !g.quiet {
-		fmt.Fprintf(g.stdout, "Restored %s of %s into %s: %d files (%s), %d dirs, %d symlinks, %d hard links in %s.\n",
+		fmt.Fprintf(g.stdout, "Restored %s of %s into %s: %d files (%s), %d dirs, %d symlinks, %d hard links in %s%s.\n",
 			shortID(p.ID), termSafe(p.Source), termSafe(o.target), sum.Files, humanize.Bytes(sum.Bytes), sum.Dirs, sum.Symlinks,
-			sum.HardLinks, sum.Duration.Round(time.Millisecond))
+			sum.HardLinks, sum.Duration.Round(time.Millisecond), restoreExtras(sum))
 	}
 	if partial != nil {
 		printNotRestored(g, sum)
 	}
 	return partial
+}
+
+// restoreExtras says what a restore from the vault downloaded and how many
+// files an interrupted restore had finished already (empty when neither).
+func restoreExtras(sum *archive.RestoreSummary) string {
+	var s string
+	if sum.Fetched > 0 {
+		s += fmt.Sprintf(", %s fetched from the vault", humanize.Bytes(sum.Fetched))
+	}
+	if sum.AlreadyPresent > 0 {
+		s += fmt.Sprintf(", %d files already in place (not fetched again)", sum.AlreadyPresent)
+	}
+	return s
 }
 
 // printNotRestored lists, on stderr, the objects a partial restore lacked
