@@ -210,6 +210,11 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
+	// Files already in place are kept only when this continues an
+	// interrupted restore of the same point and path (or with Overwrite,
+	// where keeping an identical file and replacing it end the same):
+	// otherwise an existing file is in the way, however equal.
+	cc.keepSame = o.Overwrite || resuming(o.Target, id, sub)
 	rs.conflicts = cc
 	rs.fresh = cc.root == nil
 	rs.present = cc.present
@@ -275,6 +280,9 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	}
 	defer root.Close()
 	rs.root = root
+	if err := writeResumeMarker(o.Target, id, sub); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 	rs.main = newFileWriter()
 	clear(rs.heads)
 	rs.startWorkers(o.workers())
@@ -288,6 +296,9 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	}
 	rs.stopWorkers()
 	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", id, err)
+	}
+	if err := os.Remove(filepath.Join(o.Target, resumeMarker)); err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
 	rs.sum.Duration = time.Since(start)
@@ -978,6 +989,26 @@ func fileMode(perm uint32, special bool) fs.FileMode {
 	return m
 }
 
+// resumeMarker is the file a restore keeps at the top of its target while
+// it writes (removed when it finishes): a rerun that finds it naming the
+// same point and path continues that restore.
+const resumeMarker = ".tapeless-restore-in-progress"
+
+func resumeMarkerText(id ID, sub string) string {
+	return fmt.Sprintf("point %s\npath %q\n", id, sub)
+}
+
+// resuming tells whether target holds the marker of an interrupted
+// restore of point id's sub.
+func resuming(target string, id ID, sub string) bool {
+	b, err := os.ReadFile(filepath.Join(target, resumeMarker))
+	return err == nil && string(b) == resumeMarkerText(id, sub)
+}
+
+func writeResumeMarker(target string, id ID, sub string) error {
+	return os.WriteFile(filepath.Join(target, resumeMarker), []byte(resumeMarkerText(id, sub)), 0o600)
+}
+
 // partName is where the content of dest is written before it is complete
 // and checked: next to it, under a name a rerun finds again, so a file a
 // killed restore left half written never sits at dest (where a rerun
@@ -1237,6 +1268,7 @@ func (rs *restoreRun) dirMeta(n *Node) error {
 type conflictCheck struct {
 	root      *os.Root // nil when the target is missing or empty
 	present   map[string]bool
+	keepSame  bool // look for present entries
 	overwrite bool
 	exist     []string // would replace an existing entry (needs Overwrite)
 	dirs      []string // a directory is where a non-directory goes
@@ -1296,7 +1328,7 @@ func (c *conflictCheck) check(n *Node) {
 	if err != nil {
 		return
 	}
-	if c.same(n, fi) {
+	if c.keepSame && c.same(n, fi) {
 		c.present[n.Path] = true
 		return
 	}

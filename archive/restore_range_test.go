@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -155,6 +155,9 @@ func TestRestoreResumesIntoSameTarget(t *testing.T) {
 	}
 	os.Remove(filepath.Join(target, "small/one.bin"))
 	mustWrite(t, filepath.Join(target, partName("big/08.bin")), "half")
+	if err := writeResumeMarker(target, id, ""); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx := context.Background()
 	st, err := NewStagedVault(ctx, c, t.TempDir())
@@ -188,6 +191,10 @@ func TestRestoreResumesIntoSameTarget(t *testing.T) {
 	}
 	if got := listDir(t, filepath.Join(target, "big")); len(got) != 16 {
 		t.Errorf("big holds %d entries after the rerun, want the 16 files only: %q", len(got), got)
+	}
+
+	if _, err := os.Lstat(filepath.Join(target, resumeMarker)); err == nil {
+		t.Error("the finished restore left its marker in the target")
 	}
 
 	// A file that differs is in the way, as before.

@@ -50,14 +50,19 @@ path through a symlink are refused, and symlinks are created last. Existing
 files are not replaced unless --overwrite is given; existing directories
 are merged into. Entries in the way are found before anything is written.
 
-An interrupted restore continues when run again with the same --target:
-each file is written under a temporary name next to it and renamed into
-place only once complete and checked, and an existing file whose size and
-SHA-256 match the point's (an existing symlink with the same target, a
-hard link to such a file) counts as restored: it is not fetched or written
-again, no --overwrite is needed for it, and its owner, mode, attributes
-and time are set again. A file that differs is still in the way unless
---overwrite is given.
+An interrupted restore (killed, out of space, a lost link) continues when
+run again with the same point, PATH and --target: while it writes, restore
+keeps the file .tapeless-restore-in-progress in DIR (removed when it
+finishes), and a rerun that finds it keeps every existing file whose size
+and SHA-256 match the point's (an existing symlink with the same target, a
+hard link to such a file): those are not fetched or written again, need no
+--overwrite, and get their owner, mode, attributes and time set again.
+Files are written under a temporary name next to their own and renamed
+into place once complete and checked, so a half-written file is never
+taken for a finished one. Without the marker an existing file is in the
+way however equal, unless --overwrite is given (which also keeps equal
+files rather than fetching them again). A file that differs is always in
+the way without --overwrite.
 
 A point that is only in the vault is read through the staging folder
 (which must have 5 % of the point's size free): restore downloads the
