@@ -16,6 +16,14 @@ import (
 // (incompressible) data in default-size packs.
 func benchStore(b *testing.B, size int) *Store {
 	b.Helper()
+	s, _ := benchStoreKeys(b, size, nil)
+	return s
+}
+
+// benchStoreKeys is benchStore that also returns the keys; extra, when
+// set, adds its own files to the source first.
+func benchStoreKeys(b *testing.B, size int, extra func(src string)) (*Store, *Keys) {
+	b.Helper()
 	b.Cleanup(SetKDFForTesting(KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}))
 	ctx := context.Background()
 	k, err := GenerateKeys()
@@ -41,10 +49,13 @@ func benchStore(b *testing.B, size int) *Store {
 			b.Fatal(err)
 		}
 	}
+	if extra != nil {
+		extra(src)
+	}
 	if _, err := Backup(ctx, s, BackupOptions{Sources: []string{src}, Name: "bench", Now: time.Now().Add(-time.Hour)}); err != nil {
 		b.Fatal(err)
 	}
-	return s
+	return s, k
 }
 
 // BenchmarkOffloadMinIO measures offload of 128 MiB of incompressible data
