@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -211,6 +212,9 @@ func restoreInto(ctx context.Context, g *globalOptions, o restoreOptions, cfg *c
 	if err := vault.CheckScratch(scratch, p.Bytes); err != nil {
 		return err
 	}
+	// The passphrase's argon2id took 128 MiB, garbage now: hand it back
+	// before the restore's own buffers, so the two peaks do not add up.
+	debug.FreeOSMemory()
 	// Read through the objects alone (index objects included), exactly as
 	// a restore from the vault does: every byte used is authenticated.
 	r := archive.NewReader(src, keys)
