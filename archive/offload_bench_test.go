@@ -17,24 +17,13 @@ import (
 // (incompressible) data in default-size packs.
 func benchStore(b *testing.B, size int) *Store {
 	b.Helper()
-	s := benchEmptyStore(b)
-	src := b.TempDir()
-	r := rand.NewChaCha8([32]byte{9})
-	for i := 0; i < size/(8<<20); i++ {
-		buf := make([]byte, 8<<20)
-		r.Read(buf)
-		if err := os.WriteFile(filepath.Join(src, "f"+string(rune('a'+i))), buf, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := Backup(context.Background(), s, BackupOptions{Sources: []string{src}, Name: "bench", Now: time.Now().Add(-time.Hour)}); err != nil {
-		b.Fatal(err)
-	}
+	s, _ := benchStoreKeys(b, size, nil)
 	return s
 }
 
-// benchEmptyStore returns a new store.
-func benchEmptyStore(b *testing.B) *Store {
+// benchStoreKeys is benchStore that also returns the keys; extra, when
+// set, adds its own files to the source first.
+func benchStoreKeys(b *testing.B, size int, extra func(src string)) (*Store, *Keys) {
 	b.Helper()
 	b.Cleanup(SetKDFForTesting(KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}))
 	ctx := context.Background()
@@ -52,7 +41,22 @@ func benchEmptyStore(b *testing.B) *Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	return s
+	src := b.TempDir()
+	r := rand.NewChaCha8([32]byte{9})
+	for i := 0; i < size/(8<<20); i++ {
+		buf := make([]byte, 8<<20)
+		r.Read(buf)
+		if err := os.WriteFile(filepath.Join(src, "f"+string(rune('a'+i))), buf, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if extra != nil {
+		extra(src)
+	}
+	if _, err := Backup(ctx, s, BackupOptions{Sources: []string{src}, Name: "bench", Now: time.Now().Add(-time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	return s, k
 }
 
 // BenchmarkOffloadMinIO measures offload of 128 MiB of incompressible data
@@ -91,6 +95,28 @@ func BenchmarkOffloadMinIO(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchEmptyStore returns a new store with no point.
+func benchEmptyStore(b *testing.B) *Store {
+	b.Helper()
+	b.Cleanup(SetKDFForTesting(KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}))
+	ctx := context.Background()
+	k, err := GenerateKeys()
+	if err != nil {
+		b.Fatal(err)
+	}
+	env, _ := WrapKeys(k, []byte(offloadTestPassphrase))
+	dir := filepath.Join(b.TempDir(), "store")
+	if err := InitStore(ctx, dir, k.PublicKeys, env); err != nil {
+		b.Fatal(err)
+	}
+	s, err := OpenStore(ctx, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
 }
 
 // BenchmarkVaultGrowthMinIO is incremental forever across both tiers:

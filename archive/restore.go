@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,6 +66,11 @@ type RestoreProgress struct {
 	Bytes      int64 // logical bytes of files done
 	TotalBytes int64 // of the whole point
 	Elapsed    time.Duration
+	// Fetched and FetchTotal count the bytes a restore from the vault
+	// downloads before it writes (the ranges of the blobs it needs); both
+	// are 0 for a restore from the store.
+	Fetched    int64
+	FetchTotal int64
 }
 
 // RestoreSummary reports what a restore did.
@@ -90,6 +96,13 @@ type RestoreSummary struct {
 	// SetIDDropped counts files whose setuid or setgid bit was not
 	// restored, CapabilitiesDropped files whose file capabilities
 	// (security.capability) were not: both need SpecialBits.
+	// AlreadyPresent counts the files (of Files) the target held
+	// already with the point's content, left by an interrupted restore
+	// (or identical anyway): not fetched, not written, metadata set again.
+	AlreadyPresent int64 `json:"-"`
+	// Fetched is what a restore from the vault downloaded (point, index
+	// objects, manifest and the blobs' ranges); 0 from the store.
+	Fetched             int64         `json:"-"`
 	SetIDDropped        int64         `json:"setid_dropped"`
 	CapabilitiesDropped int64         `json:"capabilities_dropped"`
 	Duration            time.Duration `json:"duration_ns"`
@@ -180,6 +193,10 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 		total:   h.Bytes,
 		lastRep: start,
 	}
+	sv, _ := r.b.(*StagedVault)
+	if sv != nil {
+		rs.want = map[ID][]packEntry{}
+	}
 	// First pass, before the target is touched: the whole manifest must be
 	// well formed and in order, the path must exist, nothing may be in the
 	// way in the target, and every pack the selection needs must be found
@@ -193,7 +210,14 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
+	// Files already in place are kept only when this continues an
+	// interrupted restore of the same point and path (or with Overwrite,
+	// where keeping an identical file and replacing it end the same):
+	// otherwise an existing file is in the way, however equal.
+	cc.keepSame = o.Overwrite || resuming(o.Target, id, sub)
 	rs.conflicts = cc
+	rs.fresh = cc.root == nil
+	rs.present = cc.present
 	packs, err := rs.plan(mr)
 	cc.close()
 	if err == nil {
@@ -202,7 +226,20 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
-	hashBad, err := checkPackHashes(ctx, r.b, packs)
+	var hashBad map[ID]error
+	if sv != nil {
+		// From the vault: only the byte ranges of the blobs needed, each
+		// blob authenticated as it arrives, all before anything is
+		// written.
+		ranges, total := planFetch(rs.want)
+		rs.want = nil
+		rs.fetchTotal = total
+		sv.SetFetchReport(func(n int64) { rs.fetched.Add(n) })
+		hashBad, err = fetchPacks(ctx, r, sv, ranges, packs, func() { rs.report(false) })
+		rs.report(true)
+	} else {
+		hashBad, err = checkPackHashes(ctx, r.b, packs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
@@ -243,6 +280,9 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	}
 	defer root.Close()
 	rs.root = root
+	if err := writeResumeMarker(o.Target, id, sub); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 	rs.main = newFileWriter()
 	clear(rs.heads)
 	rs.startWorkers(o.workers())
@@ -258,7 +298,13 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", id, err)
 	}
+	if err := os.Remove(filepath.Join(o.Target, resumeMarker)); err != nil {
+		return nil, fmt.Errorf("restore %s: %w", id, err)
+	}
 	rs.sum.Duration = time.Since(start)
+	if sv != nil {
+		rs.sum.Fetched = sv.StagedBytes()
+	}
 	rs.summarize()
 	rs.report(true)
 	return rs.sum, nil
@@ -384,6 +430,18 @@ type restoreRun struct {
 
 	heads     map[string]*Node // hard-link group heads outside sub
 	conflicts *conflictCheck   // used by plan
+	// want are the blobs each pack holds for the selection, when they
+	// are fetched in ranges (from the vault); nil otherwise.
+	want map[ID][]packEntry
+	// fetchTotal is what the fetch pass downloads, fetched what it and
+	// anything after it did so far.
+	fetchTotal int64
+	fetched    atomic.Int64
+	// fresh says the target was missing or empty when the restore
+	// began, so nothing can be in a file's way; present are the entries
+	// the target held already as the point has them (see conflictCheck).
+	fresh   bool
+	present map[string]bool
 	// bad are the packs missing or damaged; skip the paths whose content
 	// cannot be restored (and heads outside sub whose content is
 	// unavailable); blobErr the first chunk no index knows.
@@ -495,7 +553,8 @@ func (rs *restoreRun) report(final bool) {
 	}
 	rs.lastRep = time.Now()
 	rs.mu.Lock()
-	p := RestoreProgress{Files: rs.sum.Files, Bytes: rs.sum.Bytes, TotalBytes: rs.total, Elapsed: time.Since(rs.start)}
+	p := RestoreProgress{Files: rs.sum.Files, Bytes: rs.sum.Bytes, TotalBytes: rs.total, Elapsed: time.Since(rs.start),
+		Fetched: rs.fetched.Load(), FetchTotal: rs.fetchTotal}
 	rs.mu.Unlock()
 	rs.o.Progress(p)
 }
@@ -627,10 +686,15 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 	rs.sum.NotRestored, rs.sum.NotRestoredCount, rs.blobErr, rs.nBlobs = nil, 0, nil, 0
 	// need adds the packs n's content needs and tells whether they are
 	// all there.
+	if rs.want != nil {
+		rs.want = map[ID][]packEntry{}
+	}
 	need := func(n *Node) (bool, error) {
 		var ps []ID
+		var es []packEntry
 		for _, c := range n.Chunks {
-			p, err := rs.r.PackOf(rs.ctx, BlobData, c)
+			loc, err := rs.r.locate(rs.ctx, BlobData, c)
+			p := loc.Pack
 			if errors.Is(err, ErrBlobNotFound) {
 				if rs.nBlobs++; rs.blobErr == nil {
 					rs.blobErr = fmt.Errorf("%q: %w", n.Path, err)
@@ -644,11 +708,17 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 				return false, nil
 			}
 			ps = append(ps, p)
+			if rs.want != nil {
+				es = append(es, packEntry{Type: BlobData, ID: c, Offset: loc.Offset, Length: loc.Length, RawLen: loc.RawLen})
+			}
 		}
-		for _, p := range ps {
+		for i, p := range ps {
 			if !packs[p] {
 				packs[p] = true
 				order = append(order, p)
+			}
+			if rs.want != nil {
+				rs.want[p] = append(rs.want[p], es[i])
 			}
 		}
 		return true, nil
@@ -668,6 +738,14 @@ func (rs *restoreRun) plan(mr *ManifestReader) ([]ID, error) {
 		}
 		found = found || rs.inSub(n.Path)
 		rs.conflicts.check(n)
+		if rs.present[n.Path] {
+			// Restored already (a rerun of an interrupted restore): its
+			// content is not fetched again.
+			if n.Type == TypeFile && n.LinkTo == "" {
+				total += n.Size
+			}
+			return nil
+		}
 		if n.LinkTo != "" {
 			if head, ok := rs.heads[n.LinkTo]; ok {
 				delete(rs.heads, n.LinkTo)
@@ -865,6 +943,12 @@ func (rs *restoreRun) hardlink(n *Node) error {
 	if err := rs.drain(); err != nil { // the link's target must be complete
 		return err
 	}
+	if rs.present[n.Path] {
+		rs.mu.Lock()
+		rs.sum.HardLinks++
+		rs.mu.Unlock()
+		return nil
+	}
 	rs.mu.Lock()
 	to, ok := rs.linked[n.LinkTo]
 	rs.mu.Unlock()
@@ -905,17 +989,57 @@ func fileMode(perm uint32, special bool) fs.FileMode {
 	return m
 }
 
+// resumeMarker is the file a restore keeps at the top of its target while
+// it writes (removed when it finishes): a rerun that finds it naming the
+// same point and path continues that restore.
+const resumeMarker = ".tapeless-restore-in-progress"
+
+func resumeMarkerText(id ID, sub string) string {
+	return fmt.Sprintf("point %s\npath %q\n", id, sub)
+}
+
+// resuming tells whether target holds the marker of an interrupted
+// restore of point id's sub.
+func resuming(target string, id ID, sub string) bool {
+	b, err := os.ReadFile(filepath.Join(target, resumeMarker))
+	return err == nil && string(b) == resumeMarkerText(id, sub)
+}
+
+func writeResumeMarker(target string, id ID, sub string) error {
+	return os.WriteFile(filepath.Join(target, resumeMarker), []byte(resumeMarkerText(id, sub)), 0o600)
+}
+
+// partName is where the content of dest is written before it is complete
+// and checked: next to it, under a name a rerun finds again, so a file a
+// killed restore left half written never sits at dest (where a rerun
+// would take it for the user's) and the rerun replaces it.
+func partName(dest string) string {
+	h := sha256.Sum256([]byte(dest))
+	return path.Join(path.Dir(dest), fmt.Sprintf(".tapeless-restore-%x", h[:8]))
+}
+
 // file restores the content and metadata of n at dest (n.Path, or another
-// member of its hard-link group).
+// member of its hard-link group): written under partName, then renamed
+// into place once its content is checked and its metadata set.
 func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
-	// Create first and clear only on EEXIST: one path walk fewer per file,
-	// which is most of a small file's cost.
-	f, err := rs.root.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	if dest == n.Path && rs.present[dest] {
+		return rs.keep(n)
+	}
+	if !rs.fresh {
+		// The target held something when the restore began: what is in
+		// the way goes by the conflict rules (clear).
 		if err := rs.clear(dest); err != nil {
 			return err
 		}
-		f, err = rs.root.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	}
+	part := partName(dest)
+	f, err := rs.root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Left by a restore that was interrupted: ours to replace.
+		if err := rs.root.Remove(part); err != nil {
+			return fmt.Errorf("restore %s: %w", dest, err)
+		}
+		f, err = rs.root.OpenFile(part, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	}
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", dest, err)
@@ -933,7 +1057,13 @@ func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("restore %s: %w", dest, cerr)
 	}
+	if err == nil {
+		if err = rs.root.Rename(part, dest); err != nil {
+			err = fmt.Errorf("restore %s: %w", dest, err)
+		}
+	}
 	if err != nil {
+		rs.root.Remove(part)
 		return err
 	}
 	if n.Changed {
@@ -946,6 +1076,37 @@ func (rs *restoreRun) file(w *fileWriter, n *Node, dest string) error {
 	}
 	rs.sum.Files++
 	rs.sum.Bytes += n.Size
+	return nil
+}
+
+// keep takes a file the target holds already with the point's size and
+// SHA-256 (restored by an interrupted run) as restored: its metadata is set
+// again, its content is neither fetched nor written.
+func (rs *restoreRun) keep(n *Node) error {
+	f, err := rs.root.OpenFile(n.Path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", n.Path, err)
+	}
+	err = rs.fileMeta(f, n, n.Path)
+	if err == nil {
+		if err = futimens(f, n.Mtime); err != nil {
+			err = fmt.Errorf("restore %s: set times: %w", n.Path, err)
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("restore %s: %w", n.Path, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if n.Nlink > 1 {
+		rs.linked[n.Path] = n.Path
+	}
+	rs.sum.Files++
+	rs.sum.Bytes += n.Size
+	rs.sum.AlreadyPresent++
 	return nil
 }
 
@@ -1026,6 +1187,12 @@ func (rs *restoreRun) setXattrs(fd int, n *Node, dest string) {
 }
 
 func (rs *restoreRun) symlink(n *Node) error {
+	if rs.present[n.Path] {
+		rs.mu.Lock()
+		rs.sum.Symlinks++
+		rs.mu.Unlock()
+		return nil
+	}
 	if err := rs.clear(n.Path); err != nil {
 		return err
 	}
@@ -1092,8 +1259,16 @@ func (rs *restoreRun) dirMeta(n *Node) error {
 // conflictCheck finds, before anything is written, the entries of the
 // selection that the target already has in the way, so a restore that
 // would be refused is refused before it writes anything.
+//
+// An entry the target holds already as the point has it is not in the way:
+// a regular file with the point's size whose data hashes to the point's
+// SHA-256, a symlink with the same target, a hard link to such a file of
+// its group. Those are "present": the rerun of an interrupted restore
+// keeps them and fetches only the rest.
 type conflictCheck struct {
 	root      *os.Root // nil when the target is missing or empty
+	present   map[string]bool
+	keepSame  bool // look for present entries
 	overwrite bool
 	exist     []string // would replace an existing entry (needs Overwrite)
 	dirs      []string // a directory is where a non-directory goes
@@ -1105,7 +1280,7 @@ type conflictCheck struct {
 const maxConflictsNamed = 10
 
 func newConflictCheck(target string, overwrite bool) (*conflictCheck, error) {
-	c := &conflictCheck{overwrite: overwrite}
+	c := &conflictCheck{overwrite: overwrite, present: map[string]bool{}}
 	fi, err := os.Stat(target)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -1153,6 +1328,10 @@ func (c *conflictCheck) check(n *Node) {
 	if err != nil {
 		return
 	}
+	if c.keepSame && c.same(n, fi) {
+		c.present[n.Path] = true
+		return
+	}
 	switch {
 	case n.Type == TypeDir && fi.IsDir():
 		// merged into
@@ -1167,6 +1346,35 @@ func (c *conflictCheck) check(n *Node) {
 			c.exist = append(c.exist, n.Path)
 		}
 	}
+}
+
+// same tells whether fi, the target's entry at n.Path, is what restoring
+// n would make of it (see conflictCheck).
+func (c *conflictCheck) same(n *Node, fi fs.FileInfo) bool {
+	switch {
+	case n.Type == TypeSymlink:
+		t, err := c.root.Readlink(n.Path)
+		return fi.Mode()&fs.ModeSymlink != 0 && err == nil && t == n.Target
+	case n.Type != TypeFile || !fi.Mode().IsRegular():
+		return false
+	case n.LinkTo != "":
+		head, err := c.root.Lstat(n.LinkTo)
+		return c.present[n.LinkTo] && err == nil && os.SameFile(fi, head)
+	case fi.Size() != n.Size:
+		return false
+	}
+	f, err := c.root.OpenFile(n.Path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	for _, x := range n.dataExtents() {
+		if m, err := io.Copy(h, io.NewSectionReader(f, x.Offset, x.Length)); err != nil || m != x.Length {
+			return false
+		}
+	}
+	return bytes.Equal(h.Sum(nil), n.SHA256)
 }
 
 // err describes every conflict found, or is nil.

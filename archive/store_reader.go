@@ -114,6 +114,11 @@ func (r *Reader) LoadPoint(ctx context.Context, id ID) (PointHeader, error) {
 	return h, nil
 }
 
+// locate returns where blob (t, id) is stored.
+func (r *Reader) locate(ctx context.Context, t BlobType, id ID) (location, error) {
+	return r.find(ctx, t, id)
+}
+
 // PackOf returns the pack holding blob (t, id).
 func (r *Reader) PackOf(ctx context.Context, t BlobType, id ID) (ID, error) {
 	loc, err := r.find(ctx, t, id)
@@ -135,6 +140,14 @@ func (r *Reader) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
+	e := packEntry{Type: t, ID: id, Offset: loc.Offset, Length: loc.Length, RawLen: loc.RawLen}
+	if sv, ok := r.b.(*StagedVault); ok {
+		// Staged on its own unless a fetch staged it already: checked as
+		// it arrives, so a blob that fails falls back to the other copy.
+		if err := r.stageChecked(ctx, sv, loc.Pack, pk, []packEntry{e}); err != nil {
+			return nil, fmt.Errorf("pack %s: read %s blob %s: %w", name, t, id, err)
+		}
+	}
 	var sealed []byte
 	err = r.b.Load(ctx, name, int64(loc.Offset), int64(loc.Length), func(rd io.Reader) error {
 		sealed = make([]byte, loc.Length)
@@ -152,7 +165,6 @@ func (r *Reader) LoadBlob(ctx context.Context, t BlobType, id ID) ([]byte, error
 		return nil, fmt.Errorf("pack %s: %s blob %s: %w: pack is truncated (%d of %d bytes at offset %d)",
 			name, t, id, ErrAuthentication, len(sealed), loc.Length, loc.Offset)
 	}
-	e := packEntry{Type: t, ID: id, Offset: loc.Offset, Length: loc.Length, RawLen: loc.RawLen}
 	data, err := openBlob(&pk.key, &r.k.ChunkKey, pk.version, e, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", name, err)
@@ -169,6 +181,20 @@ func (r *Reader) packKey(ctx context.Context, pack ID) (packKey, error) {
 		return pk, nil
 	}
 	name := PackName(pack)
+	if sv, ok := r.b.(*StagedVault); ok {
+		// The key block is authenticated as it arrives, so a damaged one
+		// falls back to the other copy.
+		err := sv.StageRange(ctx, name, 0, int64(packHeaderLen), func(rd io.Reader) error {
+			header, err := io.ReadAll(rd)
+			if err == nil {
+				_, _, err = packDataKey(r.k, header)
+			}
+			return err
+		})
+		if err != nil {
+			return pk, fmt.Errorf("pack %s: read header: %w", name, err)
+		}
+	}
 	var header []byte
 	err := r.b.Load(ctx, name, 0, int64(packHeaderLen), func(rd io.Reader) error {
 		var err error

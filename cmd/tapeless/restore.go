@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -50,6 +51,27 @@ Restore never writes outside DIR: entries with '..', absolute names or a
 path through a symlink are refused, and symlinks are created last. Existing
 files are not replaced unless --overwrite is given; existing directories
 are merged into. Entries in the way are found before anything is written.
+
+An interrupted restore (killed, out of space, a lost link) continues when
+run again with the same point, PATH and --target: while it writes, restore
+keeps the file .tapeless-restore-in-progress in DIR (removed when it
+finishes), and a rerun that finds it keeps every existing file whose size
+and SHA-256 match the point's (an existing symlink with the same target, a
+hard link to such a file): those are not fetched or written again, need no
+--overwrite, and get their owner, mode, attributes and time set again.
+Files are written under a temporary name next to their own and renamed
+into place once complete and checked, so a half-written file is never
+taken for a finished one. Without the marker an existing file is in the
+way however equal, unless --overwrite is given (which also keeps equal
+files rather than fetching them again). A file that differs is always in
+the way without --overwrite.
+
+A point that is only in the vault is read through the staging folder
+(which must have 5 % of the point's size free): restore downloads the
+point, its index objects and manifest, then only the byte ranges of the
+packs that hold the blobs it needs (ranges a few hundred KiB apart are
+fetched as one), authenticating every blob as it arrives; a range that
+fails is read from the second copy of a GRS vault.
 
 When packs the restore needs are missing or damaged, restore refuses before
 writing anything and says how many files need them; with --partial it
@@ -205,6 +227,9 @@ func restoreInto(ctx context.Context, g *globalOptions, o restoreOptions, cfg *c
 	if err := vault.CheckScratch(scratch, p.Bytes); err != nil {
 		return err
 	}
+	// The passphrase's argon2id took 128 MiB, garbage now: hand it back
+	// before the restore's own buffers, so the two peaks do not add up.
+	debug.FreeOSMemory()
 	// Read through the objects alone (index objects included), exactly as
 	// a restore from the vault does: every byte used is authenticated.
 	r := archive.NewReader(src, keys)
@@ -217,6 +242,11 @@ func restoreInto(ctx context.Context, g *globalOptions, o restoreOptions, cfg *c
 		SpecialBits: o.specialBits,
 		Partial:     o.partial,
 		Progress: func(pr archive.RestoreProgress) {
+			if pr.Files == 0 && pr.Fetched < pr.FetchTotal {
+				// From the vault: the blobs' ranges come first.
+				bar.update("fetching from the vault", pr.Fetched, pr.FetchTotal, pr.Elapsed)
+				return
+			}
 			bar.update(fmt.Sprintf("%d files", pr.Files), pr.Bytes, pr.TotalBytes, pr.Elapsed)
 		},
 	})
@@ -241,14 +271,27 @@ func restoreInto(ctx context.Context, g *globalOptions, o restoreOptions, cfg *c
 		fmt.Fprintf(g.stderr, "warning: %s\n", termSafeText(w))
 	}
 	if !g.quiet {
-		fmt.Fprintf(g.stdout, "Restored %s of %s into %s: %d files (%s), %d dirs, %d symlinks, %d hard links in %s.\n",
+		fmt.Fprintf(g.stdout, "Restored %s of %s into %s: %d files (%s), %d dirs, %d symlinks, %d hard links in %s%s.\n",
 			shortID(p.ID), termSafe(p.Source), termSafe(o.target), sum.Files, humanize.Bytes(sum.Bytes), sum.Dirs, sum.Symlinks,
-			sum.HardLinks, sum.Duration.Round(time.Millisecond))
+			sum.HardLinks, sum.Duration.Round(time.Millisecond), restoreExtras(sum))
 	}
 	if partial != nil {
 		printNotRestored(g, sum)
 	}
 	return partial
+}
+
+// restoreExtras says what a restore from the vault downloaded and how many
+// files an interrupted restore had finished already (empty when neither).
+func restoreExtras(sum *archive.RestoreSummary) string {
+	var s string
+	if sum.Fetched > 0 {
+		s += fmt.Sprintf(", %s fetched from the vault", humanize.Bytes(sum.Fetched))
+	}
+	if sum.AlreadyPresent > 0 {
+		s += fmt.Sprintf(", %d files already in place (not fetched again)", sum.AlreadyPresent)
+	}
+	return s
 }
 
 // printNotRestored lists, on stderr, the objects a partial restore lacked
