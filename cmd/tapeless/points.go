@@ -47,6 +47,11 @@ type pointInfo struct {
 	// Damaged says which copies of the point object cannot be read and
 	// why; a point with no readable copy has no source, time or host.
 	Damaged string `json:"damaged,omitempty"`
+	// VaultPacks counts the packs of a local point that only the vault
+	// holds (its backup deduplicated against points offloaded before):
+	// restoring it reads them from the vault. The table shows its tier
+	// as "local+vault".
+	VaultPacks int `json:"vault_packs,omitempty"`
 }
 
 func newPointsCmd(g *globalOptions) *cobra.Command {
@@ -92,6 +97,10 @@ func listAllPoints(ctx context.Context, g *globalOptions, o pointsOptions) ([]po
 		return nil, err
 	}
 	local, listErr := archive.ListPoints(ctx, v.Objects)
+	vaulted, verr := archive.VaultedPacks(ctx, v.Objects)
+	if verr != nil {
+		listErr = errors.Join(listErr, verr)
+	}
 	dir := v.Dir
 	v.Close()
 	if local == nil && listErr != nil && !archive.OnlyDamage(listErr) {
@@ -159,6 +168,11 @@ func listAllPoints(ctx context.Context, g *globalOptions, o pointsOptions) ([]po
 	for _, h := range local {
 		if shown(h) {
 			add(h, "local")
+			for _, r := range h.Packs {
+				if _, ok := vaulted[r.Pack]; ok {
+					byID[h.ID.String()].VaultPacks++
+				}
+			}
 		}
 	}
 	for _, d := range archive.DamagedPoints(listErr) {
@@ -254,8 +268,12 @@ func runPoints(ctx context.Context, g *globalOptions, o pointsOptions) error {
 				fmt.Fprintf(tw, "%s\t(damaged)\t-\t%s\t-\t-\n", shortHex(p.ID), p.Tier)
 				continue
 			}
+			tier := p.Tier
+			if p.VaultPacks > 0 && tier == "local" {
+				tier = "local+vault"
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", p.ID[:12], termSafe(p.Source), p.Time.Local().Format("2006-01-02 15:04:05"),
-				p.Tier, humanize.Bytes(p.Bytes), p.Files)
+				tier, humanize.Bytes(p.Bytes), p.Files)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

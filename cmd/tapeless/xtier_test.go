@@ -91,7 +91,19 @@ func TestDedupAcrossTiersMinIO(t *testing.T) {
 			second.NewStoredBytes, treeBytes, lim, second)
 	}
 	// The second point is local and names packs only the vault holds:
-	// a restore reads them from there.
+	// points says so, and a restore reads them from there.
+	var pl pointsJSON
+	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pl); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pl.Points {
+		if p.ID == second.Point.String() && (p.Tier != "local" || p.VaultPacks == 0) {
+			t.Errorf("points shows the second point as tier %q with %d vault packs, want local with its shared packs", p.Tier, p.VaultPacks)
+		}
+	}
+	if out := c.mustRun("points"); !strings.Contains(out, "local+vault") {
+		t.Errorf("the points table does not show the local point sharing packs with the vault:\n%s", out)
+	}
 	target2 := filepath.Join(c.dir, "restore-2")
 	r := c.run(nil, "restore", second.Point.String()[:12], "--target", target2, "--passphrase-file", filepath.Join(c.dir, "passphrase"))
 	if r.code != 0 {
