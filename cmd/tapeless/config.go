@@ -32,6 +32,7 @@ type config struct {
 	Retention retentionConfig `yaml:"retention"`
 	Sources   []sourceConfig  `yaml:"sources,omitempty"`
 	Jobs      jobsConfig      `yaml:"jobs,omitempty"`
+	Notify    notifyConfig    `yaml:"notify,omitempty"`
 
 	// path is the file the config was loaded from ("" for a new one).
 	path string
@@ -79,14 +80,32 @@ type vaultRetention struct {
 type sourceConfig struct {
 	Name     string   `yaml:"name"`
 	Path     string   `yaml:"path"`
-	Schedule string   `yaml:"schedule,omitempty"`
-	Exclude  []string `yaml:"exclude,omitempty"`
+	Schedule string   `yaml:"schedule,omitempty"` // backup schedule (cron)
+	Exclude  []string `yaml:"exclude,omitempty"`  // gitignore-style patterns
+	// ExcludeFile names files of patterns, one per line.
+	ExcludeFile []string `yaml:"exclude_file,omitempty"`
+	// ExcludeCaches skips directories holding a CACHEDIR.TAG.
+	ExcludeCaches bool `yaml:"exclude_caches,omitempty"`
+	// OneFileSystem stays on the file system of the source path.
+	OneFileSystem bool `yaml:"one_file_system,omitempty"`
 }
 
+// jobsConfig is the daemon's schedule: cron expressions (five fields, or
+// six with seconds first; @daily, @every 6h), in TimeZone (the local zone
+// when empty).
 type jobsConfig struct {
-	Offload string `yaml:"offload,omitempty"`
-	Prune   string `yaml:"prune,omitempty"`
-	Verify  string `yaml:"verify,omitempty"`
+	Offload  string `yaml:"offload,omitempty"`
+	Prune    string `yaml:"prune,omitempty"`
+	Verify   string `yaml:"verify,omitempty"`
+	TimeZone string `yaml:"time_zone,omitempty"`
+}
+
+// notifyConfig says whom the daemon tells when a job fails and when it
+// succeeds again after failing.
+type notifyConfig struct {
+	Webhook    string   `yaml:"webhook,omitempty"`     // URL: a JSON POST per event
+	OnFailure  []string `yaml:"on_failure,omitempty"`  // command and arguments, run per failure
+	OnRecovery []string `yaml:"on_recovery,omitempty"` // command and arguments, run per recovery
 }
 
 // defaultConfig is what a fresh registration starts from.
