@@ -31,7 +31,7 @@ func crashPoint(name string) {
 var CrashPoints = []string{
 	crashUploading, crashUploadRead, crashCopyPrimary, crashCopyBoth,
 	crashPointPrimary, crashArchived, crashLocalPointRemoved, crashGCPack,
-	crashPruneJournal, crashPrunePointRemoved, crashPruneObjectRemoved,
+	crashPruneJournal, crashPrunePointRemoved, crashPruneObjectRemoved, crashBackupPack,
 }
 
 // Crash point names.
@@ -47,4 +47,5 @@ const (
 	crashPruneJournal       = "prune-journal"               // expiry decided and journaled, nothing deleted
 	crashPrunePointRemoved  = "prune-point-removed"         // after each vault point object removed
 	crashPruneObjectRemoved = "prune-object-removed"        // after each vault pack or index object removed
+	crashBackupPack         = "backup-pack-written"         // a backup's pack written and recorded, its point not yet saved
 )

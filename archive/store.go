@@ -717,6 +717,7 @@ func (s *Store) writePack(ctx context.Context, p *packBuilder) error {
 	s.packMu.Lock()
 	s.present[packID] = true
 	s.packMu.Unlock()
+	crashPoint(crashBackupPack)
 	return nil
 }
 

@@ -190,6 +190,17 @@ func TestCrossTierKillsMinIO(t *testing.T) {
 
 	point(0)
 	c.mustRun(offload...)
+	// A backup killed after writing a pack, before its point: the next
+	// backup of the same data and the offloads after it lose nothing.
+	killed := filepath.Join(c.dir, "src-killed")
+	if err := os.CopyFS(killed, os.DirFS(base)); err != nil {
+		t.Fatal(err)
+	}
+	xtierTree(t, filepath.Join(killed, "new"), 1, 32<<10, 99)
+	if r := c.run([]string{archive.CrashPointEnv + "=backup-pack-written:1"}, "backup", killed, "--name", "data"); !r.killed {
+		t.Errorf("backup was not killed at backup-pack-written:1 (exit %d)\n%s", r.code, r.stderr)
+	}
+	check("after a backup kill")
 	for i, spec := range []string{
 		"offload-uploading:1", "offload-copy-primary:1", "offload-copy-done:2", "offload-point-primary:1",
 		"offload-archived:1", "offload-local-point-removed:1", "offload-gc-pack:1",
