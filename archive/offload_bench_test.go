@@ -25,22 +25,8 @@ func benchStore(b *testing.B, size int) *Store {
 // set, adds its own files to the source first.
 func benchStoreKeys(b *testing.B, size int, extra func(src string)) (*Store, *Keys) {
 	b.Helper()
-	b.Cleanup(SetKDFForTesting(KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}))
 	ctx := context.Background()
-	k, err := GenerateKeys()
-	if err != nil {
-		b.Fatal(err)
-	}
-	env, _ := WrapKeys(k, []byte(offloadTestPassphrase))
-	dir := filepath.Join(b.TempDir(), "store")
-	if err := InitStore(ctx, dir, k.PublicKeys, env); err != nil {
-		b.Fatal(err)
-	}
-	s, err := OpenStore(ctx, dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
+	s, k := benchEmptyStoreKeys(b)
 	src := b.TempDir()
 	r := rand.NewChaCha8([32]byte{9})
 	for i := 0; i < size/(8<<20); i++ {
@@ -99,6 +85,12 @@ func BenchmarkOffloadMinIO(b *testing.B) {
 
 // benchEmptyStore returns a new store with no point.
 func benchEmptyStore(b *testing.B) *Store {
+	s, _ := benchEmptyStoreKeys(b)
+	return s
+}
+
+// benchEmptyStoreKeys is benchEmptyStore with its keys.
+func benchEmptyStoreKeys(b *testing.B) (*Store, *Keys) {
 	b.Helper()
 	b.Cleanup(SetKDFForTesting(KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}))
 	ctx := context.Background()
@@ -116,7 +108,7 @@ func benchEmptyStore(b *testing.B) *Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	return s
+	return s, k
 }
 
 // BenchmarkVaultGrowthMinIO is incremental forever across both tiers:
