@@ -174,7 +174,7 @@ twice its schedule's interval, a failed last run, damage found by verify,
 a staging folder below the scratch rule for the newest point, missing or
 exposed vault keys, a stuck or foreign store lock. docs/OPERATIONS.md says
 what each warning means and what to do. 'tapeless vault status' asks the
-vault itself (its usage too).
+vault itself.
 
 Exit codes: 0 healthy, 1 warnings, 2 usage, 3 the store holds damaged
 point objects.`,
