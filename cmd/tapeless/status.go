@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/scheduler"
 	"github.com/tapeless/tapeless/storage"
 	"github.com/tapeless/tapeless/storage/humanize"
 )
@@ -62,6 +65,97 @@ type statusJSON struct {
 	// Damaged are the store's point objects that cannot be read; they
 	// are not counted in LocalPoints.
 	Damaged []archive.DamagedPoint `json:"damaged"`
+	// StoreBytes is the store folder's size on disk.
+	StoreBytes int64 `json:"store_disk_bytes"`
+	// Jobs are the daemon's jobs: schedule, next run and last result.
+	Jobs         []statusJob `json:"jobs"`
+	HistoryError string      `json:"history_error,omitempty"`
+	// Warnings are what an operator must see (docs/OPERATIONS.md); any
+	// makes the exit code 1.
+	Warnings []scheduler.Warning `json:"warnings"`
+}
+
+// statusJob is one daemon job in `status`.
+type statusJob struct {
+	Job           string     `json:"job"` // "backup:NAME", "offload", "prune", "verify"
+	Schedule      string     `json:"schedule"`
+	ScheduleError string     `json:"schedule_error,omitempty"`
+	NextRun       *time.Time `json:"next_run,omitempty"`
+	Last          *statusRun `json:"last,omitempty"`         // the newest recorded run
+	LastSuccess   *time.Time `json:"last_success,omitempty"` // start of the newest successful run
+}
+
+// statusRun is a recorded run in `status` (scheduler.RunRecord, in the
+// JSON contract's names).
+type statusRun struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Result string    `json:"result"` // ok, partial, failed, skipped
+	Bytes  int64     `json:"moved_bytes,omitempty"`
+	Error  string    `json:"error,omitempty"`
+}
+
+func (r statusRun) ok() bool { return r.Result == "ok" || r.Result == "partial" }
+
+// warningsError makes `status` exit 1 when it has warnings.
+type warningsError struct{ ws []scheduler.Warning }
+
+func (e warningsError) Error() string {
+	if len(e.ws) == 1 {
+		return "1 warning: " + e.ws[0].Message
+	}
+	return fmt.Sprintf("%d warnings, the first: %s", len(e.ws), e.ws[0].Message)
+}
+
+// statusSchedules are the daemon's jobs in the configuration: a backup per
+// data source with a schedule, then offload, prune and verify.
+func statusSchedules(cfg *config) ([]scheduler.Schedule, error) {
+	loc := time.Local
+	if tz := cfg.Jobs.TimeZone; tz != "" {
+		l, err := time.LoadLocation(tz)
+		if err != nil {
+			return nil, fmt.Errorf("jobs time_zone %q: %w", tz, err)
+		}
+		loc = l
+	}
+	var out []scheduler.Schedule
+	for _, s := range cfg.Sources {
+		if s.Schedule != "" {
+			out = append(out, scheduler.Schedule{Job: "backup:" + s.Name, Spec: s.Schedule, Loc: loc})
+		}
+	}
+	for _, j := range []struct{ job, spec string }{{"offload", cfg.Jobs.Offload}, {"prune", cfg.Jobs.Prune}, {"verify", cfg.Jobs.Verify}} {
+		if j.spec != "" {
+			out = append(out, scheduler.Schedule{Job: j.job, Spec: j.spec, Loc: loc})
+		}
+	}
+	return out, nil
+}
+
+// dirSize is the size of the regular files under dir. Files a running
+// job removes meanwhile are skipped.
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n, err
 }
 
 func newStatusCmd(g *globalOptions) *cobra.Command {
@@ -71,9 +165,19 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		GroupID: groupService,
 		Long: `Status summarises this server from local state only, so it answers at once
 even with the vault unreachable or an offload running: the store, its
-recovery points, and the offload catalogue (points archived, uploading,
-expired, and the replication backlog of a GRS vault whose secondary copy
-was unreachable). 'tapeless vault status' asks the vault itself.`,
+recovery points and its size on disk, the offload catalogue (points
+archived, uploading, expired, and the replication backlog of a GRS vault
+whose secondary copy was unreachable), each daemon job's schedule, next
+run and last result (from the run history in the store folder), and the
+warnings an operator must see: a job that has not succeeded for over
+twice its schedule's interval, a failed last run, damage found by verify,
+a staging folder below the scratch rule for the newest point, missing or
+exposed vault keys, a stuck or foreign store lock. docs/OPERATIONS.md says
+what each warning means and what to do. 'tapeless vault status' asks the
+vault itself.
+
+Exit codes: 0 healthy, 1 warnings, 2 usage, 3 the store holds damaged
+point objects.`,
 		Example: `  tapeless status
   tapeless status --json`,
 		Args: cobra.NoArgs,
@@ -142,14 +246,78 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 		p = &sum
 	}
 	out.PendingReplication = p
+
+	if out.StoreBytes, err = dirSize(cfg.Store); err != nil {
+		return fmt.Errorf("size of the store: %w", err)
+	}
+	// Health: the daemon's jobs, the run history and local facts.
+	facts := scheduler.HealthFacts{LastBackup: map[string]time.Time{}, LastOffload: zeroIfNil(out.LastOffload),
+		DamagedPoints: len(out.Damaged), ConfigFile: g.configFile,
+		ConfigHasKeys: cfg.Vault != nil && (cfg.Vault.SecretKey != "" || cfg.Vault.SecondarySecretKey != "")}
+	var newest time.Time
+	seen := func(source string, t time.Time, bytes int64) {
+		if t.After(facts.LastBackup[source]) {
+			facts.LastBackup[source] = t
+		}
+		if t.After(newest) {
+			newest, facts.NewestPointBytes = t, bytes
+		}
+	}
+	for _, pt := range local {
+		seen(pt.Source, pt.Time, pt.Bytes)
+	}
+	for _, e := range cat {
+		seen(e.Source, e.Time, e.Bytes)
+	}
+	hist, err := scheduler.OpenHistory(cfg.Store)
+	if err != nil {
+		out.HistoryError = err.Error()
+		hist = nil
+	}
+	scheds, err := statusSchedules(cfg)
+	if err != nil {
+		out.Warnings = append(out.Warnings, scheduler.Warning{Code: scheduler.WarnSchedule, Message: err.Error(),
+			Hint: "fix time_zone under jobs: in the configuration (an IANA name such as Europe/Berlin)"})
+	}
+	t := now()
+	out.Jobs = []statusJob{}
+	for _, sc := range scheds {
+		j := statusJob{Job: sc.Job, Schedule: sc.Spec}
+		if next, err := scheduler.NextRun(sc, t); err != nil {
+			j.ScheduleError = err.Error()
+		} else {
+			next = next.UTC()
+			j.NextRun = &next
+		}
+		if hist != nil {
+			if last, lastOK, ok := hist.Last(sc.Job); ok {
+				j.Last = &statusRun{Start: last.Start.UTC(), End: last.End.UTC(), Result: last.Result, Bytes: last.Bytes, Error: last.Error}
+				if lastOK.Job != "" {
+					s := lastOK.Start.UTC()
+					j.LastSuccess = &s
+				}
+			}
+		}
+		out.Jobs = append(out.Jobs, j)
+	}
+	out.Warnings = append(out.Warnings, scheduler.Health(siteOf(nil, cfg), hist, scheds, t, facts)...)
+	if out.Warnings == nil {
+		out.Warnings = []scheduler.Warning{}
+	}
+	// Damage keeps its exit code 3; other warnings make it 1.
+	result := damageErr
+	if result == nil && len(out.Warnings) > 0 {
+		result = warningsError{out.Warnings}
+	}
+
 	if g.json {
 		if err := writeJSON(g.stdout, out); err != nil {
 			return err
 		}
-		return damageErr
+		return result
 	}
 	if g.quiet {
-		return damageErr
+		return result
 	}
 	w := g.stdout
 	fmt.Fprintf(w, "Config:       %s\n", out.Config)
@@ -171,10 +339,58 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	}
 	if catErr != nil {
 		fmt.Fprintf(w, "Offloaded:    unknown: %s\n", out.CatalogError)
-		return damageErr
+	} else {
+		fmt.Fprintf(w, "Offloaded:    %d points archived, %d uploading (an interrupted offload; the next one finishes it), %d expired by prune; last %s\n",
+			out.Archived, out.Uploading, out.Expired, last)
+		printPendingReplication(w, p, nil)
 	}
-	fmt.Fprintf(w, "Offloaded:    %d points archived, %d uploading (an interrupted offload; the next one finishes it), %d expired by prune; last %s\n",
-		out.Archived, out.Uploading, out.Expired, last)
-	printPendingReplication(w, p, nil)
-	return damageErr
+	fmt.Fprintf(w, "Disk:         the store folder holds %s\n", humanize.Bytes(out.StoreBytes))
+	printStatusJobs(w, out)
+	if len(out.Warnings) == 0 {
+		fmt.Fprintf(w, "Warnings:     none\n")
+		return result
+	}
+	fmt.Fprintf(w, "Warnings:     %d\n", len(out.Warnings))
+	for _, wn := range out.Warnings {
+		fmt.Fprintf(w, "  ! %s [%s]\n      %s\n", termSafeText(wn.Message), wn.Code, termSafeText(wn.Hint))
+	}
+	return result
+}
+
+// printStatusJobs writes the "Jobs:" block: each daemon job's schedule,
+// next run and last result.
+func printStatusJobs(w io.Writer, out statusJSON) {
+	const stamp = "2006-01-02 15:04"
+	if out.HistoryError != "" {
+		fmt.Fprintf(w, "History:      unreadable: %s\n", out.HistoryError)
+	}
+	if len(out.Jobs) == 0 {
+		fmt.Fprintf(w, "Jobs:         none scheduled\n")
+		return
+	}
+	fmt.Fprintf(w, "Jobs:         (run history in %s)\n", filepath.Join(out.Store, scheduler.HistoryFile))
+	for _, j := range out.Jobs {
+		next := "next: invalid schedule"
+		if j.NextRun != nil {
+			next = "next " + j.NextRun.Local().Format(stamp)
+		}
+		last := "no run recorded"
+		if r := j.Last; r != nil {
+			last = fmt.Sprintf("last %s %s", r.Start.Local().Format(stamp), r.Result)
+			if r.Error != "" {
+				last += ": " + termSafeText(r.Error)
+			}
+			if !r.ok() && j.LastSuccess != nil {
+				last += "; last success " + j.LastSuccess.Local().Format(stamp)
+			}
+		}
+		fmt.Fprintf(w, "  %-14s %-16s %s; %s\n", j.Job, termSafeText(j.Schedule), next, last)
+	}
+}
+
+func zeroIfNil(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
