@@ -1,0 +1,382 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapeless/tapeless/archive"
+	"github.com/tapeless/tapeless/retention"
+	"github.com/tapeless/tapeless/scheduler"
+	"github.com/tapeless/tapeless/storage"
+	"github.com/tapeless/tapeless/storage/storagetest"
+)
+
+// daemonProc is a running `tapeless daemon`, its log in a file.
+type daemonProc struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan error
+}
+
+func (c *olCLI) startDaemon(name string) *daemonProc {
+	c.t.Helper()
+	p := &daemonProc{log: filepath.Join(c.dir, name+".log"), done: make(chan error, 1)}
+	f, err := os.Create(p.log)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	p.cmd = exec.Command(c.bin, "daemon")
+	p.cmd.Env = append(append(os.Environ(), "TAPELESS_CONFIG="+filepath.Join(c.dir, "config.yaml")), c.env...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if err := p.cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait(); f.Close() }()
+	c.t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// logLine is one line of the daemon's JSON log.
+type logLine map[string]any
+
+func (p *daemonProc) lines(t *testing.T) []logLine {
+	t.Helper()
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []logLine
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var l logLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// waitLog waits until the log has a line for which match holds.
+func (p *daemonProc) waitLog(t *testing.T, what string, within time.Duration, match func([]logLine) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if match(p.lines(t)) {
+			return
+		}
+		select {
+		case err := <-p.done:
+			b, _ := os.ReadFile(p.log)
+			t.Fatalf("the daemon exited (%v) before %s:\n%s", err, what, b)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	b, _ := os.ReadFile(p.log)
+	t.Fatalf("no %s within %s; log:\n%s", what, within, b)
+}
+
+// stop sends SIGTERM and fails unless the daemon exits 0 within 30 s.
+func (p *daemonProc) stop(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			b, _ := os.ReadFile(p.log)
+			t.Errorf("the daemon exited with %v after SIGTERM:\n%s", err, b)
+		}
+		t.Logf("the daemon stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon did not exit within 30 s of SIGTERM")
+	}
+}
+
+func hasMsg(ls []logLine, msg string, kv ...string) bool {
+	for _, l := range ls {
+		if l["msg"] != msg {
+			continue
+		}
+		ok := true
+		for i := 0; i+1 < len(kv); i += 2 {
+			if fmt.Sprint(l[kv[i]]) != kv[i+1] {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// The real daemon against the two MinIO servers: it backs up, offloads,
+// prunes and verifies on its own; SIGTERM during a (throttled) offload
+// stops it within 30 s; restarted, it completes the offload it missed,
+// and every point is local or complete on both copies, and restores.
+func TestDaemonEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the daemon against MinIO")
+	}
+	pu, o := storagetest.MinIO(t, "primary")
+	su, _ := storagetest.MinIO(t, "secondary")
+	bin := buildTapeless(t)
+	c := newOlCLI(t, bin, pu, su, o)
+
+	// Incompressible data, so that the throttled first offload takes a
+	// few seconds on each copy.
+	src := filepath.Join(c.dir, "src")
+	r := rand.New(rand.NewPCG(13, 13))
+	for i := range 3 {
+		b := make([]byte, 300<<10)
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		p := filepath.Join(src, fmt.Sprintf("d%d", i), "f")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(c.dir, "config.yaml")
+	edit := func(f func(*config)) {
+		cfg, err := loadConfig(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(cfg)
+		if err := saveConfig(cfgPath, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(func(cfg *config) {
+		cfg.Sources = []sourceConfig{{Name: "data", Path: src, Schedule: "*/2 * * * * *"}}
+		cfg.Jobs = jobsConfig{Offload: "*/3 * * * * *", Prune: "*/4 * * * * *", Verify: "*/5 * * * * *", TimeZone: "UTC"}
+		// Every point goes to the vault; the empty vault policy expires
+		// none, so every point made must still be there at the end.
+		cfg.Retention = retentionConfig{Local: localRetention{KeepWithin: 0, KeepLast: 0}}
+		cfg.Throttle = "off=256KiB/s"
+	})
+	if p := policyFromConfig(mustLoad(t, cfgPath)); p.Vault != (retention.VaultPolicy{}) {
+		t.Fatalf("vault policy %+v, want empty", p.Vault)
+	}
+
+	// Run 1: the first backup, then SIGTERM once the offload of its
+	// packs is under way.
+	d1 := c.startDaemon("daemon1")
+	d1.waitLog(t, "a backup", 20*time.Second, func(ls []logLine) bool {
+		return hasMsg(ls, "job finished", "job", "backup:data", "result", "ok")
+	})
+	d1.waitLog(t, "an offload after the backup", 20*time.Second, func(ls []logLine) bool {
+		backedUp := false
+		for _, l := range ls {
+			if l["msg"] == "job finished" && l["job"] == "backup:data" {
+				backedUp = true
+			}
+			if backedUp && l["msg"] == "job started" && l["job"] == "offload" {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(1500 * time.Millisecond) // into the uploads
+	d1.stop(t)
+	ls1 := d1.lines(t)
+	if !hasMsg(ls1, "stopping: waiting for the running job to reach a safe point", "job", "offload") {
+		t.Errorf("SIGTERM did not come during the offload; log:\n%v", ls1)
+	}
+	h, err := scheduler.OpenHistory(filepath.Join(c.dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, _, _ := h.Last("offload")
+	t.Logf("offload cut short by SIGTERM: %+v", last)
+	points := pointsMade(ls1)
+	c.checkTiers("after SIGTERM during an offload", points)
+
+	// Run 2: no throttle; the overdue offload runs at start and the
+	// daemon goes on backing up, offloading, pruning and verifying.
+	edit(func(cfg *config) { cfg.Throttle = "" })
+	// Down long enough for the offload to come due (every 3 s), so the
+	// restart finds it overdue.
+	time.Sleep(time.Until(last.Start.Add(3500 * time.Millisecond)))
+	d2 := c.startDaemon("daemon2")
+	d2.waitLog(t, "the missed offload at start", 10*time.Second, func(ls []logLine) bool {
+		return hasMsg(ls, "run missed while the daemon was down: running it now", "job", "offload")
+	})
+	d2.waitLog(t, "offload, prune, verify and backup succeeding", 40*time.Second, func(ls []logLine) bool {
+		for _, job := range []string{"offload", "prune", "verify", "backup:data"} {
+			if !hasMsg(ls, "job finished", "job", job, "result", "ok") {
+				return false
+			}
+		}
+		return true
+	})
+	d2.stop(t)
+	points = append(points, pointsMade(d2.lines(t))...)
+
+	h, err = scheduler.OpenHistory(filepath.Join(c.dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, job := range []string{"backup:data", "offload", "prune", "verify"} {
+		if _, lastOK, ok := h.Last(job); !ok || lastOK.Job == "" {
+			t.Errorf("the history has no successful %s run: %+v", job, h.Runs(job))
+		}
+	}
+	if len(points) < 2 {
+		t.Fatalf("%d points made by the daemon, want at least 2", len(points))
+	}
+	inVault := c.checkTiers("at the end", points)
+	if !inVault[points[0]] {
+		t.Errorf("the first point (its offload cut short by SIGTERM) is not complete in the vault after the restart")
+	}
+	t.Logf("%d points made, %d in the vault", len(points), len(inVault))
+	target := filepath.Join(c.dir, "restored")
+	c.mustRun("restore", points[0].String()[:12], "--target", target, "--passphrase-file", filepath.Join(c.dir, "passphrase"))
+	compareDirs(t, src, target)
+	// TODO(notify): a webhook receiver (httptest.Server) in the config's
+	// notify.webhook, a failing job then a recovering one, and the
+	// receiver's failure and recovery messages checked here.
+}
+
+func mustLoad(t *testing.T, path string) *config {
+	t.Helper()
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// pointsMade are the points the daemon's log says it made.
+func pointsMade(ls []logLine) []archive.ID {
+	var out []archive.ID
+	for _, l := range ls {
+		if l["msg"] != "recovery point made" {
+			continue
+		}
+		if id, err := archive.ParseID(fmt.Sprint(l["point"])); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// A SIGHUP with a broken configuration is refused and logged; the daemon
+// keeps running and a fixed configuration is taken.
+func TestDaemonReloadConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildTapeless(t)
+	root := t.TempDir()
+	c := newOlCLI(t, bin, "file://"+filepath.Join(root, "primary"), "file://"+filepath.Join(root, "secondary"), storage.Options{})
+	cfgPath := filepath.Join(c.dir, "config.yaml")
+	edit := func(f func(*config)) {
+		cfg := mustLoad(t, cfgPath)
+		f(cfg)
+		if err := saveConfig(cfgPath, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := c.startDaemon("daemon")
+	d.waitLog(t, "the start", 10*time.Second, func(ls []logLine) bool { return hasMsg(ls, "daemon started") })
+
+	edit(func(cfg *config) { cfg.Jobs.Verify = "not a cron" })
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, "the refusal", 10*time.Second, func(ls []logLine) bool {
+		for _, l := range ls {
+			if l["msg"] == "configuration refused, keeping the running jobs" && strings.Contains(fmt.Sprint(l["error"]), "jobs.verify") {
+				return true
+			}
+		}
+		return false
+	})
+
+	edit(func(cfg *config) { cfg.Jobs.Verify, cfg.Jobs.TimeZone = "0 6 1 * *", "UTC" })
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(t, "the reload", 10*time.Second, func(ls []logLine) bool { return hasMsg(ls, "jobs reloaded") })
+	d.stop(t)
+
+	// At start, a bad schedule is an error naming the field (exit 1).
+	edit(func(cfg *config) { cfg.Jobs.Verify = "not a cron" })
+	res := c.run(nil, "daemon")
+	if res.code != exitError || !strings.Contains(res.stderr, "jobs.verify") || !strings.Contains(res.stderr, "expected a cron expression") {
+		t.Errorf("daemon with a bad schedule: exit %d\n%s", res.code, res.stderr)
+	}
+}
+
+// checkTiers fails unless each of points is complete on both vault copies
+// or local with every object it needs in the store or on both copies (a
+// backup after an offload references the packs the vault holds), and the
+// catalogue calls archived only points complete on both copies. It
+// returns the points complete on both copies.
+func (c *olCLI) checkTiers(when string, points []archive.ID) map[archive.ID]bool {
+	c.t.Helper()
+	ctx := context.Background()
+	prim, sec := completePoints(c.t, c.copies[0]), completePoints(c.t, c.copies[1])
+	names := func(b storage.Backend) map[string]bool {
+		have := map[string]bool{}
+		if err := b.List(ctx, "", func(i storage.Info) error { have[i.Name] = true; return nil }); err != nil {
+			c.t.Fatal(err)
+		}
+		return have
+	}
+	lh, ph, sh := names(c.local()), names(c.copies[0]), names(c.copies[1])
+	localPts, err := archive.ListPoints(ctx, c.local())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	local := map[archive.ID]bool{}
+	for _, p := range localPts {
+		ok := true
+		for _, r := range p.Packs {
+			for _, n := range []string{archive.PackName(r.Pack), archive.IndexName(r.Index)} {
+				if !lh[n] && !(ph[n] && sh[n]) {
+					c.t.Errorf("%s: local point %s lacks %s in the store and on the vault's copies", when, p.ID, n)
+					ok = false
+				}
+			}
+		}
+		local[p.ID] = ok
+	}
+	inVault := map[archive.ID]bool{}
+	for _, id := range points {
+		if prim[id] && sec[id] {
+			inVault[id] = true
+		} else if !local[id] {
+			c.t.Errorf("%s: point %s lost: neither local nor complete on both copies (primary %v, secondary %v)", when, id, prim[id], sec[id])
+		}
+	}
+	cat, err := archive.CatalogAt(ctx, filepath.Join(c.dir, "store"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, e := range cat {
+		if e.State == archive.StateArchived && !(prim[e.Point] && sec[e.Point]) {
+			c.t.Errorf("%s: the catalogue says %s is archived, but it is not complete on both copies", when, e.Point)
+		}
+	}
+	return inVault
+}
