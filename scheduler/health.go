@@ -50,13 +50,14 @@ func parseSchedule(s Schedule) (cron.Schedule, error) {
 	return sched, nil
 }
 
-// NextRun is when s runs next after now.
-func NextRun(s Schedule, now time.Time) (time.Time, error) {
+// Next is when s runs next after now (NextRun: daylight-saving changes
+// neither skip nor repeat a run).
+func (s Schedule) Next(now time.Time) (time.Time, error) {
 	sched, err := parseSchedule(s)
 	if err != nil {
 		return time.Time{}, err
 	}
-	return sched.Next(now), nil
+	return NextRun(sched, now), nil
 }
 
 // Warning is something an operator must see: Code names the kind (the
@@ -178,8 +179,8 @@ func overdueWarnings(runs []RunRecord, schedules []Schedule, now time.Time, fact
 		if ref.IsZero() {
 			continue
 		}
-		n1 := sched.Next(ref)
-		n2 := sched.Next(n1)
+		n1 := NextRun(sched, ref)
+		n2 := NextRun(sched, n1)
 		interval := max(n1.Sub(ref), n2.Sub(n1))
 		if age := now.Sub(ref); interval > 0 && age > 2*interval {
 			out = append(out, Warning{Code: WarnOverdue, Job: s.Job,

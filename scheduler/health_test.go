@@ -195,16 +195,16 @@ func TestHealthStoreLock(t *testing.T) {
 	}
 }
 
-func TestNextRun(t *testing.T) {
+func TestScheduleNext(t *testing.T) {
 	berlin, err := time.LoadLocation("Europe/Berlin")
 	if err != nil {
 		t.Skip(err)
 	}
-	next, err := NextRun(Schedule{Job: "offload", Spec: "0 3 * * *", Loc: berlin}, healthDay)
+	next, err := Schedule{Job: "offload", Spec: "0 3 * * *", Loc: berlin}.Next(healthDay)
 	if err != nil || !next.Equal(time.Date(2025, 3, 11, 3, 0, 0, 0, berlin)) {
 		t.Errorf("next = %v, %v", next, err)
 	}
-	next, err = NextRun(Schedule{Job: "v", Spec: "30 * * * * *"}, healthDay)
+	next, err = Schedule{Job: "v", Spec: "30 * * * * *"}.Next(healthDay)
 	if err != nil || !next.Equal(healthDay.Add(30*time.Second)) {
 		t.Errorf("with seconds: next = %v, %v", next, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -111,9 +112,13 @@ func runDaemon(ctx context.Context, g *globalOptions) error {
 		return err
 	}
 	d.Log = lg
+	// Failures and recoveries are told to whoever notify: names; a
+	// reload may change that, so the current notifier is read per run.
+	// Delivery (a webhook with retries) runs beside the next job.
+	var notifier atomic.Pointer[scheduler.Notifier]
+	notifier.Store(newNotifier(cfg, lg))
 	d.OnRun = func(prev, cur scheduler.RunRecord) {
-		// TODO(notify): hand each outcome to the notifier
-		// (scheduler.Notifier.Observe(ctx, prev, cur)) built from cfg.Notify.
+		go notifier.Load().Observe(ctx, prev, cur)
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -125,7 +130,9 @@ func runDaemon(ctx context.Context, g *globalOptions) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reloadDaemon(g, cfg.Store, d, lg)
+				if n := reloadDaemon(g, cfg.Store, d, lg); n != nil {
+					notifier.Store(n)
+				}
 			}
 		}
 	}()
@@ -136,7 +143,15 @@ func runDaemon(ctx context.Context, g *globalOptions) error {
 // reloadDaemon reads the configuration again and swaps the daemon's jobs;
 // a configuration that does not load, names another store or has a bad
 // schedule is refused and the running jobs are kept.
-func reloadDaemon(g *globalOptions, store string, d *scheduler.Daemon, lg *slog.Logger) {
+// newNotifier is the notifier of cfg's notify: section.
+func newNotifier(cfg *config, lg *slog.Logger) *scheduler.Notifier {
+	return scheduler.NewNotifier(scheduler.NotifyConfig{Webhook: cfg.Notify.Webhook, OnFailure: cfg.Notify.OnFailure, OnRecovery: cfg.Notify.OnRecovery},
+		cfg.Server, cfg.Store, lg)
+}
+
+// reloadDaemon applies the configuration file again and returns the
+// notifier of its notify: section (nil when it refused the file).
+func reloadDaemon(g *globalOptions, store string, d *scheduler.Daemon, lg *slog.Logger) *scheduler.Notifier {
 	lg.Info("SIGHUP: reading the configuration again", "config", g.configFile)
 	refuse := func(err error) {
 		lg.Error("configuration refused, keeping the running jobs", "config", g.configFile, "error", oneLine(err.Error()))
@@ -144,20 +159,22 @@ func reloadDaemon(g *globalOptions, store string, d *scheduler.Daemon, lg *slog.
 	cfg, err := loadStoreConfig(g)
 	if err != nil {
 		refuse(err)
-		return
+		return nil
 	}
 	if cfg.Store != store {
 		refuse(fmt.Errorf("store: changed from %s to %s; restart the daemon to use another store", store, cfg.Store))
-		return
+		return nil
 	}
 	jobs, err := daemonJobs(g, cfg, lg)
 	if err != nil {
 		refuse(err)
-		return
+		return nil
 	}
 	if err := d.Reload(jobs); err != nil {
 		refuse(err)
+		return nil
 	}
+	return newNotifier(cfg, lg)
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

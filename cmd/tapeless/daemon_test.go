@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -215,8 +218,26 @@ func TestDaemonEndToEnd(t *testing.T) {
 	c.checkTiers("after SIGTERM during an offload", points)
 
 	// Run 2: no throttle; the overdue offload runs at start and the
-	// daemon goes on backing up, offloading, pruning and verifying.
-	edit(func(cfg *config) { cfg.Throttle = "" })
+	// daemon goes on backing up, offloading, pruning and verifying. The
+	// source is away at first, so a backup fails and, once it is back,
+	// recovers: the webhook hears both.
+	var hookMu sync.Mutex
+	var hooks []scheduler.Notification
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev scheduler.Notification
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		hookMu.Lock()
+		hooks = append(hooks, ev)
+		hookMu.Unlock()
+	}))
+	defer hook.Close()
+	edit(func(cfg *config) { cfg.Throttle = ""; cfg.Notify.Webhook = hook.URL })
+	away := src + ".away"
+	if err := os.Rename(src, away); err != nil {
+		t.Fatal(err)
+	}
 	// Down long enough for the offload to come due (every 3 s), so the
 	// restart finds it overdue.
 	time.Sleep(time.Until(last.Start.Add(3500 * time.Millisecond)))
@@ -224,6 +245,12 @@ func TestDaemonEndToEnd(t *testing.T) {
 	d2.waitLog(t, "the missed offload at start", 10*time.Second, func(ls []logLine) bool {
 		return hasMsg(ls, "run missed while the daemon was down: running it now", "job", "offload")
 	})
+	d2.waitLog(t, "a backup failing while its source is away", 20*time.Second, func(ls []logLine) bool {
+		return hasMsg(ls, "job finished", "job", "backup:data", "result", "failed")
+	})
+	if err := os.Rename(away, src); err != nil {
+		t.Fatal(err)
+	}
 	d2.waitLog(t, "offload, prune, verify and backup succeeding", 40*time.Second, func(ls []logLine) bool {
 		for _, job := range []string{"offload", "prune", "verify", "backup:data"} {
 			if !hasMsg(ls, "job finished", "job", job, "result", "ok") {
@@ -255,9 +282,28 @@ func TestDaemonEndToEnd(t *testing.T) {
 	target := filepath.Join(c.dir, "restored")
 	c.mustRun("restore", points[0].String()[:12], "--target", target, "--passphrase-file", filepath.Join(c.dir, "passphrase"))
 	compareDirs(t, src, target)
-	// TODO(notify): a webhook receiver (httptest.Server) in the config's
-	// notify.webhook, a failing job then a recovering one, and the
-	// receiver's failure and recovery messages checked here.
+	// The webhook heard the backup fail and recover, in that order.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hookMu.Lock()
+		var got []string
+		for _, ev := range hooks {
+			if ev.Job == "backup:data" {
+				got = append(got, ev.Event)
+			}
+		}
+		hookMu.Unlock()
+		if len(got) >= 2 {
+			if got[0] != scheduler.EventFailure || got[1] != scheduler.EventRecovery {
+				t.Errorf("webhook events for backup:data %v, want failure then recovery", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook events for backup:data %v, want failure then recovery", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func mustLoad(t *testing.T, path string) *config {

@@ -283,7 +283,7 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	out.Jobs = []statusJob{}
 	for _, sc := range scheds {
 		j := statusJob{Job: sc.Job, Schedule: sc.Spec}
-		if next, err := scheduler.NextRun(sc, t); err != nil {
+		if next, err := sc.Next(t); err != nil {
 			j.ScheduleError = err.Error()
 		} else {
 			next = next.UTC()
