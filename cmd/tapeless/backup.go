@@ -91,6 +91,11 @@ A progress bar (bytes, rate, ETA) is drawn on a terminal only.`,
 				// name, and retention counts points per source.
 				return usageError{fmt.Errorf("backup of %d sources needs --name NAME, the data source name the point is kept under (for example --name web-server)", len(args))}
 			}
+			// A bad pattern on the command line is a usage error, found
+			// before the store is opened.
+			if _, err := archive.CompileExcludes(o.exclude); err != nil {
+				return usageError{err}
+			}
 			return runBackup(cmd.Context(), g, o, args)
 		},
 	}
