@@ -200,17 +200,6 @@ func typeProblem(msg string) configProblem {
 	return configProblem{Message: msg}
 }
 
-// configError is validateConfig's problems as one error (nil when there
-// are none), for a caller that refuses an invalid configuration: the
-// source commands, and the daemon on start and reload.
-func configError(c *config) error {
-	var errs []error
-	for _, p := range validateConfig(c) {
-		errs = append(errs, fmt.Errorf("%s: %s", p.key, p.msg))
-	}
-	return errors.Join(errs...)
-}
-
 // keyProblem is a problem found in a decoded config: the key as shown and
 // the path to its YAML node (map keys and list indexes) for its line.
 type keyProblem struct {

@@ -228,7 +228,9 @@ func configuredNames(cfg *config) string {
 	return " (configured: " + strings.Join(names, ", ") + ")"
 }
 
-// sourceJSON is a source under --json: every key present.
+// sourceJSON is a source under --json: every key present. It has
+// sourceConfig's fields in its order, so a field added there and not here
+// breaks the build (sourceJSONOf converts).
 type sourceJSON struct {
 	Name          string   `json:"name"`
 	Path          string   `json:"path"`
@@ -239,7 +241,4 @@ type sourceJSON struct {
 	OneFileSystem bool     `json:"one_file_system"`
 }
 
-func sourceJSONOf(s sourceConfig) sourceJSON {
-	return sourceJSON{Name: s.Name, Path: s.Path, Schedule: s.Schedule, Exclude: s.Exclude, ExcludeFile: s.ExcludeFile,
-		ExcludeCaches: s.ExcludeCaches, OneFileSystem: s.OneFileSystem}
-}
+func sourceJSONOf(s sourceConfig) sourceJSON { return sourceJSON(s) }
