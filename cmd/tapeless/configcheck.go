@@ -31,6 +31,9 @@ func newConfigCmd(g *globalOptions) *cobra.Command {
 		Use:     "config",
 		Short:   "Check the configuration file",
 		GroupID: groupService,
+		Long: `Config works on the configuration file (--config): 'config check' validates
+every setting and reports each problem. docs/CONFIG.md describes every key.`,
+		Example: `  tapeless config check`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return usageError{errors.New("config needs a subcommand: 'tapeless config check'")}

@@ -22,6 +22,9 @@ func newSourceCmd(g *globalOptions) *cobra.Command {
 backup NAME' backs up a source with its excludes, and the daemon backs up
 each source on its schedule. These commands edit the configuration file
 (--config); see docs/CONFIG.md for the keys.`,
+		Example: `  tapeless source add home /home --exclude '**/.cache/'
+  tapeless source list
+  tapeless source remove home`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return usageError{errors.New("source needs a subcommand: add, list or remove")}
@@ -123,7 +126,11 @@ func newSourceListCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the configured data sources",
-		Args:  cobra.NoArgs,
+		Long: `List shows each configured source: its name, path, backup schedule and what
+it excludes (patterns, exclude files, caches, other file systems).`,
+		Example: `  tapeless source list
+  tapeless source list --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfig(g.configFile)
 			if err != nil {
@@ -180,6 +187,10 @@ func newSourceRemoveCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Remove a data source from the configuration (its points stay)",
+		Long: `Remove takes a source out of the configuration's 'sources:' list: the daemon
+no longer backs it up. Its recovery points stay in the store and the vault
+until retention expires them; nothing is deleted.`,
+		Example: `  tapeless source remove www`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError{errors.New("source remove needs the NAME of a configured source")}
