@@ -46,6 +46,7 @@ func TestConfigCheck(t *testing.T) {
 		want       []string // each must appear in the output
 	}{
 		{"unknown key", valid("", "retenton: {}\n"), []string{"line 2, column 1: unknown key retenton: did you mean retention?"}},
+		{"two unknown keys", valid("", "retenton: {}\nstagin: /x\n"), []string{"2 problems", "line 2, column 1: unknown key retenton", "line 3, column 1: unknown key stagin: did you mean staging?"}},
 		{"unknown key in a source", valid("    bogus: 1\n", ""), []string{"unknown key bogus"}},
 		{"bad job cron", valid("", "jobs: {verify: \"not a cron\"}\n"), []string{`line 2, column 16: jobs.verify: invalid schedule "not a cron"`, `want "MIN HOUR DOM MON DOW"`}},
 		{"bad seconds cron", valid("", "jobs: {offload: \"61 0 3 * * *\"}\n"), []string{"jobs.offload: invalid schedule", "@every 6h"}},
@@ -87,6 +88,12 @@ func TestConfigCheck(t *testing.T) {
 				t.Errorf("config check --json exited %d: %s (%v)", code, js, err)
 			}
 		})
+	}
+
+	// Every command refuses unknown keys, all of them named.
+	_, err := loadConfig(writeConfigIn(t, dir, valid("", "retenton: {}\nstagin: /x\n")))
+	if err == nil || !strings.Contains(err.Error(), "retenton at line 2, column 1") || !strings.Contains(err.Error(), "stagin at line 3, column 1") {
+		t.Errorf("loadConfig with two unknown keys: %v", err)
 	}
 
 	code, _, errOut = runCmd(t, "--config", filepath.Join(dir, "nosuch.yaml"), "config", "check")
