@@ -28,8 +28,14 @@ type BackupOptions struct {
 	// Name is the data source name the point is filed under; empty means
 	// the absolute source path(s).
 	Name string
-	// Exclude holds patterns as in WalkOptions.Exclude.
-	Exclude []string
+	// Exclude, ExcludeFiles, IgnoreFile, ExcludeCaches and OneFileSystem
+	// are as in WalkOptions; invalid patterns and unreadable exclude files
+	// stop the backup before anything is written.
+	Exclude       []string
+	ExcludeFiles  []string
+	IgnoreFile    string
+	ExcludeCaches bool
+	OneFileSystem bool
 	// ScratchDir is where the scratch-space rule is checked; empty means
 	// the store directory, where the backup writes.
 	ScratchDir string
@@ -92,10 +98,12 @@ type BackupSummary struct {
 	DedupRatio       float64 `json:"dedup_ratio"`
 	CompressionRatio float64 `json:"compression_ratio"`
 
-	Special  int64       `json:"special_skipped"` // devices, sockets, FIFOs
-	Excluded int64       `json:"excluded"`
-	Changed  []string    `json:"changed_during_read"`
-	Errors   []FileError `json:"errors"`
+	Special  int64 `json:"special_skipped"` // devices, sockets, FIFOs
+	Excluded int64 `json:"excluded"`
+	// ExcludedBy splits Excluded by reason.
+	ExcludedBy ExcludeCounts `json:"excluded_by"`
+	Changed    []string      `json:"changed_during_read"`
+	Errors     []FileError   `json:"errors"`
 	// ErrorCount counts all skipped entries; Errors keeps the first
 	// maxReportedErrors of them.
 	ErrorCount int64 `json:"error_count"`
@@ -163,7 +171,7 @@ func Backup(ctx context.Context, s *Store, o BackupOptions) (*BackupSummary, err
 
 	// Size scan: the limits must hold before anything is written, and the
 	// totals give the progress bar its ETA.
-	totalFiles, totalBytes, err := scanSize(ctx, o.Sources, o.Exclude, storePaths(s))
+	totalFiles, totalBytes, err := scanSize(ctx, o.Sources, o.walkOptions(storePaths(s)))
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", name, err)
 	}
@@ -269,9 +277,22 @@ func pointTime(points []PointHeader, id ID) time.Time {
 	return time.Time{}
 }
 
+// walkOptions are the walk's options for a backup that skips the paths
+// skip (the store).
+func (o *BackupOptions) walkOptions(skip []string) WalkOptions {
+	return WalkOptions{
+		Exclude:       o.Exclude,
+		ExcludeFiles:  o.ExcludeFiles,
+		IgnoreFile:    o.IgnoreFile,
+		ExcludeCaches: o.ExcludeCaches,
+		OneFileSystem: o.OneFileSystem,
+		SkipPaths:     skip,
+	}
+}
+
 // scanSize counts the files and logical bytes under sources.
-func scanSize(ctx context.Context, sources, exclude, skip []string) (files, bytes int64, err error) {
-	o := WalkOptions{Exclude: exclude, NoXattrs: true, SkipPaths: skip}
+func scanSize(ctx context.Context, sources []string, o WalkOptions) (files, bytes int64, err error) {
+	o.NoXattrs = true
 	_, err = Walk(ctx, sources, o, func(e *Entry) error {
 		if e.Type == TypeFile && e.LinkTo == "" {
 			files++
@@ -391,11 +412,9 @@ func (b *backupRun) run() ([]ID, error) {
 		defer wg.Done()
 		defer close(order)
 		defer close(work)
-		walkStats, walkErr = Walk(ctx, b.o.Sources, WalkOptions{
-			Exclude:   b.o.Exclude,
-			OnError:   b.addError,
-			SkipPaths: storePaths(b.s), // never back up the store into itself
-		}, func(e *Entry) error {
+		wo := b.o.walkOptions(storePaths(b.s)) // never back up the store into itself
+		wo.OnError = b.addError
+		walkStats, walkErr = Walk(ctx, b.o.Sources, wo, func(e *Entry) error {
 			it := &item{e: e, node: nodeFromEntry(e), done: make(chan struct{})}
 			needsRead := false
 			if e.Type == TypeFile && e.LinkTo == "" {
@@ -455,7 +474,7 @@ func (b *backupRun) run() ([]ID, error) {
 	if walkErr != nil {
 		return nil, walkErr
 	}
-	b.sum.Special, b.sum.Excluded = walkStats.Special, walkStats.Excluded
+	b.sum.Special, b.sum.Excluded, b.sum.ExcludedBy = walkStats.Special, walkStats.Excluded, walkStats.ExcludedBy
 	return treeIDs, nil
 }
 

@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
-	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -90,10 +90,27 @@ func (e *Entry) Sparse() bool {
 
 // WalkOptions configures Walk.
 type WalkOptions struct {
-	// Exclude holds shell patterns (path.Match syntax). A pattern without a
-	// "/" is matched against every base name; one with a "/" against the
-	// entry's path inside the point.
+	// Exclude holds gitignore-style patterns (see exclude.go): one without
+	// a "/" matches a name at any depth, one with a "/" the path from the
+	// top of the point; "**" spans directories, a trailing "/" matches
+	// directories only and "!" re-includes. Walk refuses invalid ones
+	// before it starts.
 	Exclude []string
+	// ExcludeFiles are files of such patterns, one per line; one that
+	// cannot be read stops the walk before it starts.
+	ExcludeFiles []string
+	// IgnoreFile, when set, is the name of a per-directory ignore file
+	// (IgnoreFileName): its patterns apply below its directory, relative
+	// to it, like .gitignore. One that cannot be read or holds an invalid
+	// pattern is reported through OnError and its directory is walked
+	// without it: more is stored, never less.
+	IgnoreFile string
+	// ExcludeCaches stores a directory holding a valid CACHEDIR.TAG with
+	// its tag file only.
+	ExcludeCaches bool
+	// OneFileSystem stores the mount points met below a source but does
+	// not enter them.
+	OneFileSystem bool
 	// OnError is told about every entry that cannot be read; the entry is
 	// skipped and the walk goes on. Returning an error aborts the walk.
 	OnError func(path string, err error) error
@@ -102,13 +119,28 @@ type WalkOptions struct {
 	// SkipPaths are absolute OS paths never entered or stored (the
 	// store itself when it lies inside a source); they count as excluded.
 	SkipPaths []string
+
+	// devOf replaces an entry's device number for one-file-system's
+	// decision (tests fake a mount point with it).
+	devOf func(*Entry) uint64
 }
 
 // WalkStats counts what the walk saw but did not yield.
 type WalkStats struct {
-	Special  int64 // devices, sockets and FIFOs skipped
-	Excluded int64
-	Errors   int64
+	Special    int64 // devices, sockets and FIFOs skipped
+	Excluded   int64 // all of ExcludedBy
+	ExcludedBy ExcludeCounts
+	Errors     int64
+}
+
+// ExcludeCounts says why entries were excluded. A directory counts once:
+// what lay below it was never visited.
+type ExcludeCounts struct {
+	Pattern    int64 `json:"pattern"`     // --exclude, exclude files, configured patterns
+	IgnoreFile int64 `json:"ignore_file"` // a per-directory ignore file
+	Caches     int64 `json:"caches"`      // entries of a tagged cache directory
+	OtherFS    int64 `json:"other_fs"`    // mount points not entered
+	Store      int64 `json:"store"`       // the store itself
 }
 
 // ErrSpecialFile marks a device, socket or FIFO, which is skipped.
@@ -122,6 +154,11 @@ var ErrSpecialFile = errors.New("special file skipped")
 // the *Entry.
 func Walk(ctx context.Context, sources []string, o WalkOptions, fn func(*Entry) error) (WalkStats, error) {
 	w := &walker{ctx: ctx, o: o, fn: fn, links: map[[2]uint64]string{}, names: newIDNames()}
+	global, err := compileWalkExcludes(o)
+	if err != nil {
+		return w.stats, err
+	}
+	w.global = global.rules
 	roots, err := sourceRoots(sources)
 	if err != nil {
 		return w.stats, err
@@ -218,6 +255,24 @@ type walker struct {
 	stats WalkStats
 	links map[[2]uint64]string // dev+inode → first path, for nlink > 1
 	names *idNames
+
+	global  []excludeRule // --exclude and exclude files: they decide last
+	local   []excludeRule // ignore files of the directories being walked, top down
+	rootDev uint64        // device of the current source's top
+}
+
+// compileWalkExcludes compiles o.Exclude and the patterns of
+// o.ExcludeFiles, naming every invalid one.
+func compileWalkExcludes(o WalkOptions) (*Excludes, error) {
+	patterns := append([]string(nil), o.Exclude...)
+	for _, f := range o.ExcludeFiles {
+		p, err := ReadExcludeFile(f)
+		if err != nil {
+			return nil, err
+		}
+		patterns = append(patterns, p...)
+	}
+	return CompileExcludes(patterns)
 }
 
 func (w *walker) fail(p string, err error) error {
@@ -229,25 +284,28 @@ func (w *walker) fail(p string, err error) error {
 }
 
 func (w *walker) source(r sourceRoot) error {
+	var st unix.Stat_t
+	if err := unix.Stat(r.abs, &st); err != nil {
+		return fmt.Errorf("source %w", &os.PathError{Op: "stat", Path: r.abs, Err: err})
+	}
+	w.rootDev = uint64(st.Dev)
 	if r.name == "" {
 		return w.dir(r, r.abs, "")
 	}
 	return w.visit(r, r.abs, r.name)
 }
 
-// excluded reports whether rel (a path in the point) matches a pattern.
-func (w *walker) excluded(rel string) bool {
-	base := path.Base(rel)
-	for _, p := range w.o.Exclude {
-		target := base
-		if containsSlash(p) {
-			target = rel
-		}
-		if ok, _ := path.Match(p, target); ok {
-			return true
+// excludedBy says which kind of pattern, if any, excludes rel: the last
+// rule that matches decides, ignore files first and then the global ones.
+func (w *walker) excludedBy(rel string, isDir bool) (excluded, fromFile bool) {
+	for _, rules := range [2][]excludeRule{w.local, w.global} {
+		for i := range rules {
+			if rules[i].match(rel, isDir) {
+				excluded, fromFile = !rules[i].negate, rules[i].fromFile
+			}
 		}
 	}
-	return false
+	return excluded, fromFile
 }
 
 // skipped reports whether osPath is one of o.SkipPaths.
@@ -260,13 +318,9 @@ func (w *walker) skipped(osPath string) bool {
 	return false
 }
 
-func containsSlash(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return true
-		}
-	}
-	return false
+func (w *walker) exclude(n *int64) {
+	*n++
+	w.stats.Excluded++
 }
 
 // visit stats one entry, yields it and descends into directories.
@@ -274,11 +328,25 @@ func (w *walker) visit(r sourceRoot, osPath, rel string) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	if w.excluded(rel) || w.skipped(osPath) {
-		w.stats.Excluded++
+	if w.skipped(osPath) {
+		w.exclude(&w.stats.ExcludedBy.Store)
 		return nil
 	}
-	e, err := w.stat(osPath, rel)
+	var st unix.Stat_t
+	lerr := unix.Lstat(osPath, &st)
+	isDir := lerr == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if ex, fromFile := w.excludedBy(rel, isDir); ex {
+		if fromFile {
+			w.exclude(&w.stats.ExcludedBy.IgnoreFile)
+		} else {
+			w.exclude(&w.stats.ExcludedBy.Pattern)
+		}
+		return nil
+	}
+	if lerr != nil {
+		return w.fail(osPath, &os.PathError{Op: "lstat", Path: osPath, Err: lerr})
+	}
+	e, err := w.stat(&st, osPath, rel)
 	if errors.Is(err, ErrSpecialFile) {
 		w.stats.Special++
 		return nil
@@ -290,13 +358,24 @@ func (w *walker) visit(r sourceRoot, osPath, rel string) error {
 	if err := w.fn(e); err != nil {
 		return err
 	}
-	if e.Type == TypeDir {
-		return w.dir(r, osPath, rel)
+	if e.Type != TypeDir {
+		return nil
 	}
-	return nil
+	if w.o.OneFileSystem {
+		dev := e.Dev
+		if w.o.devOf != nil {
+			dev = w.o.devOf(e)
+		}
+		if leavesFileSystem(w.rootDev, dev) {
+			w.exclude(&w.stats.ExcludedBy.OtherFS)
+			return nil
+		}
+	}
+	return w.dir(r, osPath, rel)
 }
 
-// dir visits the children of a directory in bytewise name order.
+// dir visits the children of a directory in bytewise name order, under
+// the directory's own ignore file when it has one.
 func (w *walker) dir(r sourceRoot, osPath, rel string) error {
 	f, err := os.Open(osPath)
 	if err != nil {
@@ -308,6 +387,27 @@ func (w *walker) dir(r sourceRoot, osPath, rel string) error {
 		return w.fail(osPath, fmt.Errorf("read directory: %w", err))
 	}
 	sort.Strings(names)
+	if w.o.ExcludeCaches && slices.Contains(names, CacheTagName) && isCacheTag(filepath.Join(osPath, CacheTagName)) {
+		// The tag file stays, so a restored cache is still known as one.
+		for _, n := range names {
+			if n != CacheTagName {
+				w.exclude(&w.stats.ExcludedBy.Caches)
+			}
+		}
+		names = []string{CacheTagName}
+	}
+	if w.o.IgnoreFile != "" && slices.Contains(names, w.o.IgnoreFile) {
+		p := filepath.Join(osPath, w.o.IgnoreFile)
+		rules, err := readIgnoreFile(p, rel)
+		if err != nil {
+			if err := w.fail(p, fmt.Errorf("ignore file not applied: %w", err)); err != nil {
+				return err
+			}
+		}
+		n := len(w.local)
+		w.local = append(w.local, rules...)
+		defer func() { w.local = w.local[:n] }()
+	}
 	for _, n := range names {
 		childRel := n
 		if rel != "" {
@@ -320,13 +420,9 @@ func (w *walker) dir(r sourceRoot, osPath, rel string) error {
 	return nil
 }
 
-// stat builds the Entry for osPath without following a final symlink.
-func (w *walker) stat(osPath, rel string) (*Entry, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(osPath, &st); err != nil {
-		return nil, &os.PathError{Op: "lstat", Path: osPath, Err: err}
-	}
-	e := entryFromStat(&st)
+// stat builds the Entry for osPath from its lstat result st.
+func (w *walker) stat(st *unix.Stat_t, osPath, rel string) (*Entry, error) {
+	e := entryFromStat(st)
 	if e == nil {
 		return nil, ErrSpecialFile
 	}

@@ -19,9 +19,12 @@ import (
 func init() { addCommand(newBackupCmd) }
 
 type backupOptions struct {
-	name    string
-	exclude []string
-	noCache bool
+	name          string
+	exclude       []string
+	excludeFiles  []string
+	excludeCaches bool
+	oneFileSystem bool
+	noCache       bool
 }
 
 func newBackupCmd(g *globalOptions) *cobra.Command {
@@ -36,9 +39,28 @@ against everything already in the store, compressed and encrypted to the
 store's public key: no passphrase is needed.
 
 SOURCE is a path, or the name of a source from the configuration's
-'sources:' list (whose path and exclude patterns are then used). With one
-directory, its contents are at the top of the point; with several sources,
-each appears under its base name.
+'sources:' list (whose path, excludes, exclude files, exclude_caches and
+one_file_system are then used; see docs/CONFIG.md). With one directory, its
+contents are at the top of the point; with several sources, each appears
+under its base name.
+
+Excludes are gitignore-style patterns, matched against paths inside the
+point: a pattern without a "/" matches a name at any depth ('*.tmp',
+'node_modules/'); one with a "/" at the start or in the middle is anchored
+at the top of the point ('/build', 'home/*/.cache'); '**' spans directories
+('**/id_rsa', 'logs/**', 'a/**/b'); a trailing "/" matches directories
+only; a leading "!" re-includes what an earlier pattern excluded (never
+below an excluded directory). The last matching pattern decides. Invalid
+patterns stop the backup before anything is written.
+
+A file named .tapelessignore in any directory holds more patterns, one per
+line ('#' comments), relative to that directory, like .gitignore; deeper
+files override higher ones and --exclude/--exclude-file override them all.
+One that cannot be read or holds an invalid pattern is reported (exit code
+3) and not applied. --exclude-caches stores a directory holding a
+CACHEDIR.TAG (bford.info/cachedir) with its tag file only;
+--one-file-system stores mount points below a source but does not enter
+them. The summary counts what was excluded, and why.
 
 Files whose size, mtime, ctime and inode have not changed since the last
 backup of the same source are not read again. Devices, sockets and FIFOs
@@ -54,7 +76,9 @@ A progress bar (bytes, rate, ETA) is drawn on a terminal only.`,
 		Example: `  tapeless backup /home
   tapeless backup /etc /srv/www --name web-server
   tapeless backup home                       # the configured source "home"
-  tapeless backup /data --exclude '*.tmp' --json`,
+  tapeless backup /data --exclude '*.tmp' --json
+  tapeless backup /home --exclude '**/node_modules/' --exclude-caches --one-file-system
+  tapeless backup /srv --exclude-file /etc/tapeless/excludes`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("backup needs a SOURCE: a path, or the name of a configured source" + configuredSources(g) + "; for example 'tapeless backup /home'")}
@@ -67,12 +91,20 @@ A progress bar (bytes, rate, ETA) is drawn on a terminal only.`,
 				// name, and retention counts points per source.
 				return usageError{fmt.Errorf("backup of %d sources needs --name NAME, the data source name the point is kept under (for example --name web-server)", len(args))}
 			}
+			// A bad pattern on the command line is a usage error, found
+			// before the store is opened.
+			if _, err := archive.CompileExcludes(o.exclude); err != nil {
+				return usageError{err}
+			}
 			return runBackup(cmd.Context(), g, o, args)
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&o.name, "name", "", "data source name for the point (default: the configured source name or the absolute path)")
-	f.StringArrayVar(&o.exclude, "exclude", nil, "skip entries matching this pattern (base name, or path inside the point when it holds a /); repeatable")
+	f.StringArrayVar(&o.exclude, "exclude", nil, "skip entries matching this gitignore-style pattern (name at any depth, or path inside the point when it holds a /; ** spans directories); repeatable")
+	f.StringArrayVar(&o.excludeFiles, "exclude-file", nil, "read exclude patterns from this file, one per line; repeatable")
+	f.BoolVar(&o.excludeCaches, "exclude-caches", false, "store directories holding a valid CACHEDIR.TAG with their tag file only")
+	f.BoolVar(&o.oneFileSystem, "one-file-system", false, "do not enter mount points below a source (they are stored empty)")
 	f.BoolVar(&o.noCache, "no-cache", false, "read every file even if the file cache says it is unchanged")
 	return c
 }
@@ -139,7 +171,8 @@ func openStoreView(ctx context.Context, g *globalOptions) (*archive.StoreView, *
 }
 
 // resolveSources maps configured source names to their paths; a lone
-// configured source also lends its name and exclude patterns.
+// configured source also lends its name, excludes, exclude files,
+// exclude_caches and one_file_system.
 func resolveSources(cfg *config, args []string, o *backupOptions) []string {
 	var paths []string
 	for _, a := range args {
@@ -152,6 +185,11 @@ func resolveSources(cfg *config, args []string, o *backupOptions) []string {
 						o.name = s.Name
 					}
 					o.exclude = append(o.exclude, s.Exclude...)
+					for _, f := range s.ExcludeFile {
+						o.excludeFiles = append(o.excludeFiles, cfg.resolvePath(f))
+					}
+					o.excludeCaches = o.excludeCaches || s.ExcludeCaches
+					o.oneFileSystem = o.oneFileSystem || s.OneFileSystem
 				}
 			}
 		}
@@ -169,10 +207,14 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions, args []st
 	sources := resolveSources(cfg, args, &o)
 	bar := newProgressBar(g)
 	sum, err := archive.Backup(ctx, s, archive.BackupOptions{
-		Sources: sources,
-		Name:    o.name,
-		Exclude: o.exclude,
-		NoCache: o.noCache,
+		Sources:       sources,
+		Name:          o.name,
+		Exclude:       o.exclude,
+		ExcludeFiles:  o.excludeFiles,
+		IgnoreFile:    archive.IgnoreFileName,
+		ExcludeCaches: o.excludeCaches,
+		OneFileSystem: o.oneFileSystem,
+		NoCache:       o.noCache,
 		Progress: func(p archive.BackupProgress) {
 			bar.update(fmt.Sprintf("%d/%d files", p.Files, p.TotalFiles), p.Bytes, p.TotalBytes, p.Elapsed)
 		},
@@ -214,7 +256,7 @@ func printBackupSummary(w io.Writer, s *archive.BackupSummary) {
 		ratios = fmt.Sprintf(" (dedup %.2fx, compression %.2fx)", s.DedupRatio, s.CompressionRatio)
 	}
 	fmt.Fprintf(tw, "  new\t%s of new data stored as %s%s\n", humanize.Bytes(s.NewPlainBytes), humanize.Bytes(s.NewStoredBytes), ratios)
-	fmt.Fprintf(tw, "  skipped\t%d special files, %d excluded, %d unreadable\n", s.Special, s.Excluded, s.ErrorCount)
+	fmt.Fprintf(tw, "  skipped\t%d special files, %d excluded%s, %d unreadable\n", s.Special, s.Excluded, excludeReasons(s.ExcludedBy), s.ErrorCount)
 	if len(s.Changed) > 0 {
 		fmt.Fprintf(tw, "  changed\t%d files changed while being read and may be inconsistent:\n", len(s.Changed))
 		for _, p := range s.Changed {
@@ -223,6 +265,31 @@ func printBackupSummary(w io.Writer, s *archive.BackupSummary) {
 	}
 	fmt.Fprintf(tw, "  duration\t%s\n", s.Duration.Round(time.Millisecond))
 	tw.Flush()
+}
+
+// excludeReasons says why entries were excluded, for the summary:
+// " (3 by pattern, 1 mount points)", or "" when none were.
+func excludeReasons(c archive.ExcludeCounts) string {
+	var parts []string
+	for _, r := range []struct {
+		n    int64
+		what string
+	}{
+		{c.Pattern, "by pattern"}, {c.IgnoreFile, "by .tapelessignore"}, {c.Caches, "in caches"},
+		{c.OtherFS, "mount points"}, {c.Store, "the store"},
+	} {
+		if r.n > 0 {
+			if r.what == "the store" {
+				parts = append(parts, r.what)
+			} else {
+				parts = append(parts, fmt.Sprintf("%d %s", r.n, r.what))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
 
 // errNoPoint is wrapped when a point prefix matches nothing.

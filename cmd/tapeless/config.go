@@ -150,46 +150,15 @@ func loadConfig(path string) (*config, error) {
 	return c, nil
 }
 
-// checkKnownKeys walks the YAML tree n alongside the Go type t it decodes
-// into and returns an error for the first mapping key t has no field for,
-// with its line and column and the closest known key when one is near.
+// checkKnownKeys returns an error naming every mapping key of the YAML
+// tree n that the Go type t it decodes into has no field for, each with
+// its line and column and the closest known key when one is near.
 func checkKnownKeys(n *yaml.Node, t reflect.Type) error {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+	var errs []error
+	for _, k := range unknownKeys(n, t) {
+		errs = append(errs, errors.New(k.message))
 	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch {
-	case n.Kind == yaml.DocumentNode:
-		for _, c := range n.Content {
-			if err := checkKnownKeys(c, t); err != nil {
-				return err
-			}
-		}
-	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
-		for _, c := range n.Content {
-			if err := checkKnownKeys(c, t.Elem()); err != nil {
-				return err
-			}
-		}
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
-		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if k.Value == "<<" { // merge key: its values are checked by the decoder
-				continue
-			}
-			ft, ok := fields[k.Value]
-			if !ok {
-				return unknownKeyError(k, fields)
-			}
-			if err := checkKnownKeys(v, ft); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // yamlFields maps the YAML keys of struct type t to their field types.
@@ -252,6 +221,16 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// resolvePath makes a relative path in the configuration (an exclude file)
+// relative to the configuration file's folder, so it means the same from
+// any working directory.
+func (c *config) resolvePath(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.path == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.path), p)
 }
 
 // saveConfig writes c atomically with mode 0600: it may hold access keys.

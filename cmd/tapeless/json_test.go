@@ -84,6 +84,18 @@ func TestJSONContract(t *testing.T) {
 		{jsonCase: jsonCase{"configure.error", []string{"configure", "--throttle", "fast"}, exitUsage}},
 		{jsonCase: jsonCase{"backup", []string{"backup", src, "--name", "app"}, exitOK}, after: backup},
 		{jsonCase: jsonCase{"backup.error", []string{"backup", filepath.Join(dir, "nosuch")}, exitError}},
+		{jsonCase: jsonCase{"config-check", []string{"config", "check"}, exitOK}},
+		{before: func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("store: relative\njobs: {verify: \"not a cron\"}\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, jsonCase: jsonCase{"config-check.error", []string{"--config", filepath.Join(dir, "bad.yaml"), "config", "check"}, exitError}},
+		{jsonCase: jsonCase{"source-add", []string{"source", "add", "app-src", src, "--exclude", "*.log", "--schedule", "@daily"}, exitOK}},
+		{jsonCase: jsonCase{"source-add.error", []string{"source", "add", "app-src", src}, exitUsage}},
+		{jsonCase: jsonCase{"source-list", []string{"source", "list"}, exitOK}},
+		{jsonCase: jsonCase{"source-list.error", []string{"source", "list", "extra"}, exitUsage}},
+		{jsonCase: jsonCase{"source-remove", []string{"source", "remove", "app-src"}, exitOK}},
+		{jsonCase: jsonCase{"source-remove.error", []string{"source", "remove", "app-src"}, exitError}},
 		{jsonCase: jsonCase{"offload-dry-run", []string{"offload", "--dry-run", "--keep-within", "0s", "--keep-last", "0"}, exitOK}},
 		{jsonCase: jsonCase{"offload-dry-run.error", []string{"offload", "--dry-run", "--keep-last", "-1"}, exitUsage}},
 		{jsonCase: jsonCase{"offload", []string{"offload", "--keep-within", "0s", "--keep-last", "0"}, exitOK}},
