@@ -28,13 +28,8 @@ type Schedule struct {
 	Loc  *time.Location
 }
 
-// cronParser accepts what the configuration documents: seconds optional
-// and the @ descriptors.
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// parseSchedule parses s.Spec in s.Loc. It stands in for the daemon's
-// ParseSchedule (scheduler/cronspec.go) until that is on main; both use
-// the same parser options.
+// parseSchedule parses s.Spec in s.Loc with the one cron dialect
+// (cronspec.go).
 func parseSchedule(s Schedule) (cron.Schedule, error) {
 	sched, err := cronParser.Parse(s.Spec)
 	if err != nil {

@@ -170,6 +170,21 @@ func openStoreView(ctx context.Context, g *globalOptions) (*archive.StoreView, *
 	return v, cfg, nil
 }
 
+// archiveOptions are the backup options of o for sources, as the command
+// and the daemon's backup jobs both run them.
+func (o backupOptions) archiveOptions(sources []string) archive.BackupOptions {
+	return archive.BackupOptions{
+		Sources:       sources,
+		Name:          o.name,
+		Exclude:       o.exclude,
+		ExcludeFiles:  o.excludeFiles,
+		IgnoreFile:    archive.IgnoreFileName,
+		ExcludeCaches: o.excludeCaches,
+		OneFileSystem: o.oneFileSystem,
+		NoCache:       o.noCache,
+	}
+}
+
 // resolveSources maps configured source names to their paths; a lone
 // configured source also lends its name, excludes, exclude files,
 // exclude_caches and one_file_system.
@@ -206,25 +221,17 @@ func runBackup(ctx context.Context, g *globalOptions, o backupOptions, args []st
 	defer s.Close()
 	sources := resolveSources(cfg, args, &o)
 	bar := newProgressBar(g)
-	sum, err := archive.Backup(ctx, s, archive.BackupOptions{
-		Sources:       sources,
-		Name:          o.name,
-		Exclude:       o.exclude,
-		ExcludeFiles:  o.excludeFiles,
-		IgnoreFile:    archive.IgnoreFileName,
-		ExcludeCaches: o.excludeCaches,
-		OneFileSystem: o.oneFileSystem,
-		NoCache:       o.noCache,
-		Progress: func(p archive.BackupProgress) {
-			bar.update(fmt.Sprintf("%d/%d files", p.Files, p.TotalFiles), p.Bytes, p.TotalBytes, p.Elapsed)
-		},
-		OnError: func(path string, err error) error {
-			if !g.json {
-				bar.printf("warning: skipped %s: %s\n", termSafe(path), termSafeText(err.Error()))
-			}
-			return nil
-		},
-	})
+	bo := o.archiveOptions(sources)
+	bo.Progress = func(p archive.BackupProgress) {
+		bar.update(fmt.Sprintf("%d/%d files", p.Files, p.TotalFiles), p.Bytes, p.TotalBytes, p.Elapsed)
+	}
+	bo.OnError = func(path string, err error) error {
+		if !g.json {
+			bar.printf("warning: skipped %s: %s\n", termSafe(path), termSafeText(err.Error()))
+		}
+		return nil
+	}
+	sum, err := archive.Backup(ctx, s, bo)
 	bar.clear()
 	if err != nil {
 		return err

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -179,32 +178,6 @@ func reloadDaemon(g *globalOptions, store string, d *scheduler.Daemon, lg *slog.
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// daemonCron is the daemon's cron syntax: five fields, or six with
-// seconds first, and descriptors (@daily, @every 6h).
-var daemonCron = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// parseJobSchedule reads a schedule in time zone tz (the local zone when
-// empty). It is the daemon's own copy of scheduler.ParseSchedule, with the
-// same parser, until that lands; then this calls it.
-func parseJobSchedule(spec, tz string) (cron.Schedule, error) {
-	loc := time.Local
-	if tz != "" {
-		l, err := time.LoadLocation(tz)
-		if err != nil {
-			return nil, fmt.Errorf("time zone %q: %w", tz, err)
-		}
-		loc = l
-	}
-	s, err := daemonCron.Parse(spec)
-	if err != nil {
-		return nil, fmt.Errorf("invalid schedule %q: %w; expected a cron expression such as \"0 3 * * *\" (minute hour day month weekday), \"*/30 * * * * *\" (seconds first) or \"@daily\", \"@every 6h\"", spec, err)
-	}
-	if ss, ok := s.(*cron.SpecSchedule); ok && !strings.HasPrefix(spec, "CRON_TZ=") && !strings.HasPrefix(spec, "TZ=") {
-		ss.Location = loc
-	}
-	return s, nil
-}
-
 // daemonJobs builds the daemon's jobs from the configuration: a backup per
 // source with a schedule, then offload, prune and verify.
 func daemonJobs(g *globalOptions, cfg *config, lg *slog.Logger) ([]scheduler.Job, error) {
@@ -218,7 +191,7 @@ func daemonJobs(g *globalOptions, cfg *config, lg *slog.Logger) ([]scheduler.Job
 		if spec == "" {
 			return nil
 		}
-		s, err := parseJobSchedule(spec, cfg.Jobs.TimeZone)
+		s, err := scheduler.ParseSchedule(spec, cfg.Jobs.TimeZone)
 		if err != nil {
 			return fmt.Errorf("%s in %s: %w", field, g.configFile, err)
 		}
@@ -286,15 +259,12 @@ func daemonBackup(ctx context.Context, g *globalOptions, cfg *config, src source
 	defer s.Close()
 	var o backupOptions
 	sources := resolveSources(cfg, []string{src.Name}, &o)
-	sum, err := archive.Backup(ctx, s, archive.BackupOptions{
-		Sources: sources,
-		Name:    o.name,
-		Exclude: o.exclude,
-		OnError: func(path string, err error) error {
-			lg.Warn("skipped", "job", "backup:"+src.Name, "path", path, "error", err.Error())
-			return nil
-		},
-	})
+	bo := o.archiveOptions(sources)
+	bo.OnError = func(path string, err error) error {
+		lg.Warn("skipped", "job", "backup:"+src.Name, "path", path, "error", err.Error())
+		return nil
+	}
+	sum, err := archive.Backup(ctx, s, bo)
 	if err != nil {
 		return scheduler.RunRecord{}, err
 	}

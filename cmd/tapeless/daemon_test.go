@@ -368,7 +368,7 @@ func TestDaemonReloadConfig(t *testing.T) {
 	// At start, a bad schedule is an error naming the field (exit 1).
 	edit(func(cfg *config) { cfg.Jobs.Verify = "not a cron" })
 	res := c.run(nil, "daemon")
-	if res.code != exitError || !strings.Contains(res.stderr, "jobs.verify") || !strings.Contains(res.stderr, "expected a cron expression") {
+	if res.code != exitError || !strings.Contains(res.stderr, "jobs.verify") || !strings.Contains(res.stderr, "MIN HOUR DOM MON DOW") {
 		t.Errorf("daemon with a bad schedule: exit %d\n%s", res.code, res.stderr)
 	}
 }
