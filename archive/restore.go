@@ -316,60 +316,21 @@ func Restore(ctx context.Context, r *Reader, id ID, o RestoreOptions) (*RestoreS
 // Packs missing or damaged are returned; any other error (an outage) is
 // returned as err.
 func checkPackHashes(ctx context.Context, b storage.Backend, packs []ID) (map[ID]error, error) {
-	type result struct {
-		pack ID
-		err  error
-	}
-	work := make(chan ID)
-	results := make(chan result)
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Go(func() {
-			for id := range work {
-				name := PackName(id)
-				h := sha256.New()
-				err := b.Load(ctx, name, 0, -1, func(r io.Reader) error {
-					_, err := io.Copy(h, r)
-					return err
-				})
-				if err != nil {
-					err = fmt.Errorf("%s: %w", name, err)
-				} else if got := ID(h.Sum(nil)); got != id {
-					err = fmt.Errorf("%s: %w: its bytes hash to %s", name, ErrAuthentication, got)
-				}
-				results <- result{id, err}
-			}
+	return eachPack(ctx, packs, 2, func(id ID) error {
+		name := PackName(id)
+		h := sha256.New()
+		err := b.Load(ctx, name, 0, -1, func(r io.Reader) error {
+			_, err := io.Copy(h, r)
+			return err
 		})
-	}
-	go func() {
-		defer close(work)
-		for _, id := range packs {
-			select {
-			case work <- id:
-			case <-ctx.Done():
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
-	}()
-	go func() {
-		wg.Wait()
-		close(results)
-	}()
-	bad := map[ID]error{}
-	var hard error
-	for res := range results {
-		switch {
-		case res.err == nil:
-		case unavailable(res.err):
-			bad[res.pack] = res.err
-		case hard == nil:
-			hard = res.err
+		if got := ID(h.Sum(nil)); got != id {
+			return fmt.Errorf("%s: %w: its bytes hash to %s", name, ErrAuthentication, got)
 		}
-	}
-	if err := errors.Join(hard, ctx.Err()); err != nil {
-		return nil, err
-	}
-	return bad, nil
+		return nil
+	}, nil)
 }
 
 // unavailable tells whether err says an object is gone or damaged (which

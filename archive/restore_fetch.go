@@ -135,6 +135,14 @@ func planFetch(want map[ID][]packEntry) (map[ID][]fetchRange, int64) {
 // (on every copy) are returned; any other error (an outage) is returned as
 // err. tick is called about every 200 ms while it runs.
 func fetchPacks(ctx context.Context, r *Reader, sv *StagedVault, want map[ID][]fetchRange, order []ID, tick func()) (map[ID]error, error) {
+	return eachPack(ctx, order, fetchers, func(id ID) error { return r.fetchPack(ctx, sv, id, want[id]) }, tick)
+}
+
+// eachPack runs fn on every pack of packs, workers at a time, and sorts
+// the outcomes: packs missing or damaged (unavailable) are returned by ID,
+// the first other error (an outage) as err. tick, when set, is called
+// about every 200 ms while it runs.
+func eachPack(ctx context.Context, packs []ID, workers int, fn func(ID) error, tick func()) (map[ID]error, error) {
 	type result struct {
 		pack ID
 		err  error
@@ -142,16 +150,16 @@ func fetchPacks(ctx context.Context, r *Reader, sv *StagedVault, want map[ID][]f
 	work := make(chan ID)
 	results := make(chan result)
 	var wg sync.WaitGroup
-	for range min(fetchers, max(len(order), 1)) {
+	for range min(workers, max(len(packs), 1)) {
 		wg.Go(func() {
 			for id := range work {
-				results <- result{id, r.fetchPack(ctx, sv, id, want[id])}
+				results <- result{id, fn(id)}
 			}
 		})
 	}
 	go func() {
 		defer close(work)
-		for _, id := range order {
+		for _, id := range packs {
 			select {
 			case work <- id:
 			case <-ctx.Done():
@@ -170,8 +178,9 @@ func fetchPacks(ctx context.Context, r *Reader, sv *StagedVault, want map[ID][]f
 	for {
 		select {
 		case <-t.C:
-			tick()
-			continue
+			if tick != nil {
+				tick()
+			}
 		case res, ok := <-results:
 			if !ok {
 				if err := errors.Join(hard, ctx.Err()); err != nil {
