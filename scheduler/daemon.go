@@ -462,3 +462,16 @@ func fromWall(w time.Time, loc *time.Location) time.Time {
 	}
 	return hi.Truncate(time.Second).In(loc)
 }
+
+// NextRuns is when each job runs next after now by its schedule (for the
+// metrics; a run that is due and waiting its turn shows its next one).
+func (d *Daemon) NextRuns(now time.Time) map[string]time.Time {
+	d.mu.Lock()
+	jobs := d.jobs
+	d.mu.Unlock()
+	out := make(map[string]time.Time, len(jobs))
+	for _, j := range jobs {
+		out[j.Name] = NextRun(j.Schedule, now)
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,8 +23,15 @@ import (
 
 func init() { addCommand(newDaemonCmd) }
 
+// daemonOptions are the daemon's flags.
+type daemonOptions struct {
+	listen    string // HOST:PORT of /metrics, /healthz and /api/status ("": none)
+	tokenFile string // file holding the bearer token those require
+}
+
 func newDaemonCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var o daemonOptions
+	cmd := &cobra.Command{
 		Use:     "daemon",
 		Short:   "Run the configured backups, offload, prune and verify on their schedules",
 		GroupID: groupService,
@@ -56,6 +64,16 @@ exits within 30 seconds. SIGHUP reads the configuration again: a valid one
 replaces the jobs, an invalid one is refused, logged, and the running jobs
 are kept.
 
+--listen HOST:PORT serves, while the daemon runs, /metrics (Prometheus
+text format: runs, last success, durations and bytes per job, points per
+tier and source, store size, pending replication, next runs; read from
+local state, never from the vault), /healthz (200 "ok", or 503 and the
+warnings of 'tapeless status', one per line) and /api/status (the JSON of
+'tapeless status --json'). Off unless given. An address other than
+loopback (127.0.0.1, ::1, localhost) is refused unless --listen-token-file
+names a file holding a token, which every request must then send as
+"Authorization: Bearer TOKEN".
+
 The log goes to stderr, one JSON object per line (log/slog), or as text
 when stderr is a terminal.
 
@@ -65,6 +83,8 @@ not stop within 30 seconds; 2 usage.`,
 		Example: `  tapeless daemon
   tapeless daemon --config /etc/tapeless/config.yaml 2>>/var/log/tapeless.log
   kill -HUP $(pidof tapeless)          # read the configuration again
+  tapeless daemon --listen 127.0.0.1:9781   # then: curl localhost:9781/metrics
+  tapeless daemon --listen 0.0.0.0:9781 --listen-token-file /etc/tapeless/http-token
 
   # in the configuration:
   sources:
@@ -72,9 +92,38 @@ not stop within 30 seconds; 2 usage.`,
   jobs: {offload: "0 3 * * *", prune: "0 5 * * 0", verify: "0 6 1 * *", time_zone: Europe/Berlin}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDaemon(cmd.Context(), g)
+			return runDaemon(cmd.Context(), g, o)
 		},
 	}
+	cmd.Flags().StringVar(&o.listen, "listen", "", "serve /metrics, /healthz and /api/status on `HOST:PORT` (loopback unless a token is given)")
+	cmd.Flags().StringVar(&o.tokenFile, "listen-token-file", "", "require the bearer token in `FILE` of every HTTP request (needed to listen beyond loopback)")
+	return cmd
+}
+
+// listenToken checks --listen against --listen-token-file and returns the
+// token ("" for none).
+func (o daemonOptions) listenToken() (string, error) {
+	if o.listen == "" {
+		if o.tokenFile != "" {
+			return "", usageError{errors.New("--listen-token-file needs --listen")}
+		}
+		return "", nil
+	}
+	if err := scheduler.CheckListen(o.listen, o.tokenFile != ""); err != nil {
+		return "", usageError{fmt.Errorf("--listen: %w", err)}
+	}
+	if o.tokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(o.tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--listen-token-file: %w", err)
+	}
+	t, err := scheduler.TrimToken(b)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--listen-token-file %s: %w", o.tokenFile, err)}
+	}
+	return t, nil
 }
 
 // daemonLogger logs JSON lines, or text on a terminal.
@@ -85,8 +134,12 @@ func daemonLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
-func runDaemon(ctx context.Context, g *globalOptions) error {
+func runDaemon(ctx context.Context, g *globalOptions, o daemonOptions) error {
 	lg := daemonLogger(g.stderr)
+	token, err := o.listenToken()
+	if err != nil {
+		return err
+	}
 	cfg, err := loadStoreConfig(g)
 	if err != nil {
 		return err
@@ -116,8 +169,32 @@ func runDaemon(ctx context.Context, g *globalOptions) error {
 	// Delivery (a webhook with retries) runs beside the next job.
 	var notifier atomic.Pointer[scheduler.Notifier]
 	notifier.Store(newNotifier(cfg, lg))
+	metrics := scheduler.NewMetrics(cfg.Store, hist, d.NextRuns)
 	d.OnRun = func(prev, cur scheduler.RunRecord) {
+		metrics.Observe(cur)
 		go notifier.Load().Observe(ctx, prev, cur)
+	}
+	// The configuration in force, as of the start or the last accepted
+	// SIGHUP: /api/status reports on it.
+	var running atomic.Pointer[config]
+	running.Store(cfg)
+	if o.listen != "" {
+		addr, err := scheduler.ServeHTTP(ctx, o.listen, scheduler.HTTPConfig{Token: token, Metrics: metrics, Log: lg,
+			Status: func(ctx context.Context) ([]byte, []scheduler.Warning, error) {
+				rep, err := buildStatus(ctx, g.configFile, running.Load())
+				if err != nil {
+					return nil, nil, err
+				}
+				var b bytes.Buffer
+				if err := writeJSON(&b, rep.out); err != nil {
+					return nil, nil, err
+				}
+				return b.Bytes(), rep.out.Warnings, nil
+			}})
+		if err != nil {
+			return err
+		}
+		lg.Info("serving /metrics, /healthz and /api/status", "address", addr.String(), "token", token != "")
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -129,8 +206,9 @@ func runDaemon(ctx context.Context, g *globalOptions) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if n := reloadDaemon(g, cfg.Store, d, lg); n != nil {
+				if n, c := reloadDaemon(g, cfg.Store, d, lg); n != nil {
 					notifier.Store(n)
+					running.Store(c)
 				}
 			}
 		}
@@ -149,8 +227,9 @@ func newNotifier(cfg *config, lg *slog.Logger) *scheduler.Notifier {
 }
 
 // reloadDaemon applies the configuration file again and returns the
-// notifier of its notify: section (nil when it refused the file).
-func reloadDaemon(g *globalOptions, store string, d *scheduler.Daemon, lg *slog.Logger) *scheduler.Notifier {
+// notifier of its notify: section and the configuration (nil when it
+// refused the file).
+func reloadDaemon(g *globalOptions, store string, d *scheduler.Daemon, lg *slog.Logger) (*scheduler.Notifier, *config) {
 	lg.Info("SIGHUP: reading the configuration again", "config", g.configFile)
 	refuse := func(err error) {
 		lg.Error("configuration refused, keeping the running jobs", "config", g.configFile, "error", oneLine(err.Error()))
@@ -158,22 +237,22 @@ func reloadDaemon(g *globalOptions, store string, d *scheduler.Daemon, lg *slog.
 	cfg, err := loadStoreConfig(g)
 	if err != nil {
 		refuse(err)
-		return nil
+		return nil, nil
 	}
 	if cfg.Store != store {
 		refuse(fmt.Errorf("store: changed from %s to %s; restart the daemon to use another store", store, cfg.Store))
-		return nil
+		return nil, nil
 	}
 	jobs, err := daemonJobs(g, cfg, lg)
 	if err != nil {
 		refuse(err)
-		return nil
+		return nil, nil
 	}
 	if err := d.Reload(jobs); err != nil {
 		refuse(err)
-		return nil
+		return nil, nil
 	}
-	return newNotifier(cfg, lg)
+	return newNotifier(cfg, lg), cfg
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

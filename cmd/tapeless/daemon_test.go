@@ -6,12 +6,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,14 +37,14 @@ type daemonProc struct {
 	done chan error
 }
 
-func (c *olCLI) startDaemon(name string) *daemonProc {
+func (c *olCLI) startDaemon(name string, args ...string) *daemonProc {
 	c.t.Helper()
 	p := &daemonProc{log: filepath.Join(c.dir, name+".log"), done: make(chan error, 1)}
 	f, err := os.Create(p.log)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	p.cmd = exec.Command(c.bin, "daemon")
+	p.cmd = exec.Command(c.bin, append([]string{"daemon"}, args...)...)
 	p.cmd.Env = append(append(os.Environ(), "TAPELESS_CONFIG="+filepath.Join(c.dir, "config.yaml")), c.env...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	if err := p.cmd.Start(); err != nil {
@@ -425,4 +430,189 @@ func (c *olCLI) checkTiers(when string, points []archive.ID) map[archive.ID]bool
 		}
 	}
 	return inVault
+}
+
+// freePort is a TCP port on 127.0.0.1 nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// promSamples parses the Prometheus text format into sample → value,
+// the sample written as name{label="value",...} with the labels sorted.
+func promSamples(t *testing.T, text string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		name := line[:i]
+		if j := strings.IndexByte(name, '{'); j >= 0 {
+			labels := strings.Split(strings.TrimSuffix(name[j+1:], "}"), ",")
+			sort.Strings(labels)
+			name = name[:j] + "{" + strings.Join(labels, ",") + "}"
+		}
+		out[name] = v
+	}
+	return out
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// The real daemon with --listen, against the two MinIO servers: after a
+// backup and an offload, /metrics counts the runs, their last success,
+// the points of each tier as 'tapeless points' lists them and the
+// store's size; /healthz answers; /api/status names the jobs. An
+// address beyond loopback without a token is refused.
+func TestDaemonMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the daemon against MinIO")
+	}
+	pu, o := storagetest.MinIO(t, "primary")
+	su, _ := storagetest.MinIO(t, "secondary")
+	bin := buildTapeless(t)
+	c := newOlCLI(t, bin, pu, su, o)
+	src := filepath.Join(c.dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), bytes.Repeat([]byte("tapeless metrics "), 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// One backup and one offload at fixed seconds, then nothing for a
+	// day: the scrape and 'tapeless points' see the same state.
+	start := time.Now()
+	at := func(d time.Duration) string {
+		t := start.Add(d).UTC()
+		return fmt.Sprintf("%d %d %d * * *", t.Second(), t.Minute(), t.Hour())
+	}
+	cfgPath := filepath.Join(c.dir, "config.yaml")
+	cfg := mustLoad(t, cfgPath)
+	cfg.Sources = []sourceConfig{{Name: "data", Path: src, Schedule: at(3 * time.Second)}}
+	cfg.Jobs = jobsConfig{Offload: at(6 * time.Second), TimeZone: "UTC"}
+	// The offload takes every point to the vault.
+	cfg.Retention = retentionConfig{Local: localRetention{KeepWithin: 0, KeepLast: 0}}
+	if err := saveConfig(cfgPath, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	// Refused beyond loopback without a token, before anything runs.
+	if r := c.run(nil, "daemon", "--listen", fmt.Sprintf("0.0.0.0:%d", freePort(t))); r.code != 2 || !strings.Contains(r.stderr, "--listen-token-file") {
+		t.Errorf("daemon --listen 0.0.0.0 without a token: exit %d, stderr %q; want 2 naming --listen-token-file", r.code, r.stderr)
+	}
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	d := c.startDaemon("daemon", "--listen", strings.TrimPrefix(base, "http://"))
+	d.waitLog(t, "the HTTP endpoint", 10*time.Second, func(ls []logLine) bool {
+		return hasMsg(ls, "serving /metrics, /healthz and /api/status")
+	})
+	d.waitLog(t, "a backup and an offload", 40*time.Second, func(ls []logLine) bool {
+		return hasMsg(ls, "job finished", "job", "backup:data", "result", "ok") && hasMsg(ls, "job finished", "job", "offload", "result", "ok")
+	})
+	code, text := httpGet(t, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, text)
+	}
+	m := promSamples(t, text)
+	end := time.Now()
+	for _, job := range []string{"backup:data", "offload"} {
+		if n := m[`tapeless_job_runs_total{job="`+job+`",result="ok"}`]; n != 1 {
+			t.Errorf("%s runs with result ok: %v, want 1", job, n)
+		}
+		ts := m[`tapeless_job_last_success_timestamp_seconds{job="`+job+`"}`]
+		if ts < float64(start.Unix()) || ts > float64(end.Unix()+1) {
+			t.Errorf("%s last success %v, want within the test (%d–%d)", job, ts, start.Unix(), end.Unix())
+		}
+		if n := m[`tapeless_job_duration_seconds_count{job="`+job+`"}`]; n != 1 {
+			t.Errorf("%s duration observations: %v, want 1", job, n)
+		}
+		if next := m[`tapeless_job_next_run_timestamp_seconds{job="`+job+`"}`]; next < float64(end.Unix()) {
+			t.Errorf("%s next run %v, want after now (%d)", job, next, end.Unix())
+		}
+	}
+	if b := m[`tapeless_job_bytes_total{job="backup:data",kind="stored"}`]; b <= 0 {
+		t.Errorf("backup stored bytes %v, want > 0", b)
+	}
+	if b := m[`tapeless_job_bytes_total{job="offload",kind="uploaded"}`]; b <= 0 {
+		t.Errorf("offload uploaded bytes %v, want > 0", b)
+	}
+	if b := m["tapeless_store_disk_bytes"]; b <= 0 {
+		t.Errorf("store bytes %v, want > 0", b)
+	}
+	if m["tapeless_catalog_readable"] != 1 {
+		t.Errorf("catalogue not read for the scrape")
+	}
+	if _, ok := m["tapeless_replication_pending_objects"]; !ok {
+		t.Errorf("no tapeless_replication_pending_objects")
+	}
+	// Points per tier and source, as 'tapeless points' lists them (which
+	// asks the vault too).
+	var pts struct {
+		Points []pointInfo `json:"points"`
+	}
+	if err := json.Unmarshal([]byte(c.mustRun("points", "--json")), &pts); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{}
+	for _, p := range pts.Points {
+		want[`tapeless_points{source="`+p.Source+`",tier="`+p.Tier+`"}`]++
+	}
+	if len(pts.Points) == 0 {
+		t.Fatal("no points listed")
+	}
+	for _, tier := range []string{"local", "vault", "both"} {
+		k := `tapeless_points{source="data",tier="` + tier + `"}`
+		if m[k] != want[k] {
+			t.Errorf("%s = %v, 'tapeless points' lists %v", k, m[k], want[k])
+		}
+	}
+	t.Logf("points by tier: local %v, vault %v, both %v; store %v bytes; backup stored %v, offload uploaded %v",
+		m[`tapeless_points{source="data",tier="local"}`], m[`tapeless_points{source="data",tier="vault"}`], m[`tapeless_points{source="data",tier="both"}`],
+		m["tapeless_store_disk_bytes"], m[`tapeless_job_bytes_total{job="backup:data",kind="stored"}`], m[`tapeless_job_bytes_total{job="offload",kind="uploaded"}`])
+
+	code, text = httpGet(t, base+"/healthz")
+	switch {
+	case code == http.StatusOK && text == "ok\n":
+	case code == http.StatusServiceUnavailable && strings.Contains(text, ": "):
+		t.Logf("/healthz 503: %s", text)
+	default:
+		t.Errorf("/healthz: %d %q, want 200 ok or 503 with the warnings", code, text)
+	}
+
+	code, text = httpGet(t, base+"/api/status")
+	var st statusJSON
+	if err := json.Unmarshal([]byte(text), &st); code != http.StatusOK || err != nil {
+		t.Fatalf("/api/status: %d %v\n%s", code, err, text)
+	}
+	var jobs []string
+	for _, j := range st.Jobs {
+		jobs = append(jobs, j.Job)
+	}
+	if !slices.Contains(jobs, "backup:data") || !slices.Contains(jobs, "offload") || st.Store != filepath.Join(c.dir, "store") {
+		t.Errorf("/api/status: jobs %v, store %s", jobs, st.Store)
+	}
+	d.stop(t)
 }

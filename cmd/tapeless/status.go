@@ -187,28 +187,34 @@ point objects.`,
 	}
 }
 
-func runStatus(ctx context.Context, g *globalOptions) error {
-	cfg, err := loadConfig(g.configFile)
-	if err != nil {
-		return err
-	}
-	out := statusJSON{Config: g.configFile, Store: cfg.Store}
+// statusReport is what `status` read: its JSON, the damage that makes
+// it exit 3 and the catalogue's error, if any.
+type statusReport struct {
+	out       statusJSON
+	damageErr error
+	catErr    error
+}
+
+// buildStatus reads the status of cfg's store from local state only (the
+// daemon's /api/status serves it too).
+func buildStatus(ctx context.Context, configFile string, cfg *config) (statusReport, error) {
+	out := statusJSON{Config: configFile, Store: cfg.Store}
 	if cfg.Vault != nil {
 		out.Vault, out.Replication = cfg.Vault.Name, cfg.Vault.Replication
 	}
 	if cfg.Store == "" {
-		return fmt.Errorf("no store configured in %s: run 'tapeless register' first", g.configFile)
+		return statusReport{}, fmt.Errorf("no store configured in %s: run 'tapeless register' first", configFile)
 	}
 	// The store's objects are read without its lock: listing points
 	// only reads immutable objects.
 	objs, err := storage.Open(ctx, "file://"+filepath.ToSlash(filepath.Join(cfg.Store, "objects")), storage.Options{})
 	if err != nil {
-		return err
+		return statusReport{}, err
 	}
 	local, err := archive.ListPoints(ctx, objs)
 	objs.Close()
 	if err != nil && !archive.OnlyDamage(err) {
-		return err
+		return statusReport{}, err
 	}
 	// A damaged point is reported and skipped; it must not hide the rest.
 	out.Damaged = append([]archive.DamagedPoint{}, archive.DamagedPoints(err)...)
@@ -248,11 +254,11 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	out.PendingReplication = p
 
 	if out.StoreBytes, err = dirSize(cfg.Store); err != nil {
-		return fmt.Errorf("size of the store: %w", err)
+		return statusReport{}, fmt.Errorf("size of the store: %w", err)
 	}
 	// Health: the daemon's jobs, the run history and local facts.
 	facts := scheduler.HealthFacts{LastBackup: map[string]time.Time{}, LastOffload: zeroIfNil(out.LastOffload),
-		DamagedPoints: len(out.Damaged), ConfigFile: g.configFile,
+		DamagedPoints: len(out.Damaged), ConfigFile: configFile,
 		ConfigHasKeys: cfg.Vault != nil && (cfg.Vault.SecretKey != "" || cfg.Vault.SecondarySecretKey != "")}
 	var newest time.Time
 	seen := func(source string, t time.Time, bytes int64) {
@@ -304,8 +310,21 @@ func runStatus(ctx context.Context, g *globalOptions) error {
 	if out.Warnings == nil {
 		out.Warnings = []scheduler.Warning{}
 	}
+	return statusReport{out: out, damageErr: damageErr, catErr: catErr}, nil
+}
+
+func runStatus(ctx context.Context, g *globalOptions) error {
+	cfg, err := loadConfig(g.configFile)
+	if err != nil {
+		return err
+	}
+	rep, err := buildStatus(ctx, g.configFile, cfg)
+	if err != nil {
+		return err
+	}
+	out, catErr, p := rep.out, rep.catErr, rep.out.PendingReplication
 	// Damage keeps its exit code 3; other warnings make it 1.
-	result := damageErr
+	result := rep.damageErr
 	if result == nil && len(out.Warnings) > 0 {
 		result = warningsError{out.Warnings}
 	}
