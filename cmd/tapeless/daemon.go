@@ -180,17 +180,7 @@ func runDaemon(ctx context.Context, g *globalOptions, o daemonOptions) error {
 	running.Store(cfg)
 	if o.listen != "" {
 		addr, err := scheduler.ServeHTTP(ctx, o.listen, scheduler.HTTPConfig{Token: token, Metrics: metrics, Log: lg,
-			Status: func(ctx context.Context) ([]byte, []scheduler.Warning, error) {
-				rep, err := buildStatus(ctx, g.configFile, running.Load())
-				if err != nil {
-					return nil, nil, err
-				}
-				var b bytes.Buffer
-				if err := writeJSON(&b, rep.out); err != nil {
-					return nil, nil, err
-				}
-				return b.Bytes(), rep.out.Warnings, nil
-			}})
+			Status: daemonStatus(g.configFile, running.Load)})
 		if err != nil {
 			return err
 		}
@@ -215,6 +205,23 @@ func runDaemon(ctx context.Context, g *globalOptions, o daemonOptions) error {
 	}()
 	lg.Info("tapeless daemon", "version", version, "config", g.configFile, "store", cfg.Store, "pid", os.Getpid())
 	return d.Run(ctx)
+}
+
+// daemonStatus is the /api/status and /healthz source of the daemon's
+// HTTP endpoint: 'tapeless status --json' of the configuration cfg
+// returns, which is the one in force.
+func daemonStatus(configFile string, cfg func() *config) func(ctx context.Context) ([]byte, []scheduler.Warning, error) {
+	return func(ctx context.Context) ([]byte, []scheduler.Warning, error) {
+		rep, err := buildStatus(ctx, configFile, cfg())
+		if err != nil {
+			return nil, nil, err
+		}
+		var b bytes.Buffer
+		if err := writeJSON(&b, rep.out); err != nil {
+			return nil, nil, err
+		}
+		return b.Bytes(), rep.out.Warnings, nil
+	}
 }
 
 // reloadDaemon reads the configuration again and swaps the daemon's jobs;
