@@ -57,6 +57,17 @@ func NewMetrics(dir string, h *History, next func(now time.Time) map[string]time
 }
 
 // bytesKind is what a job's RunRecord.Bytes count.
+// Expect shows every result of each of jobs from the start, at zero, so
+// an alert on a counter's increase also sees a job's first failure after
+// the daemon started (a series that appears at 1 has no increase).
+func (m *Metrics) Expect(jobs []string) {
+	for _, j := range jobs {
+		for _, r := range []string{"ok", "partial", "failed", "skipped"} {
+			m.runs.WithLabelValues(j, r)
+		}
+	}
+}
+
 func bytesKind(job string) string {
 	switch {
 	case strings.HasPrefix(job, "backup:"):

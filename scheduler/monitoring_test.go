@@ -268,3 +268,32 @@ func TestMonitoringDashboard(t *testing.T) {
 		t.Errorf("no panel shows %v", missing)
 	}
 }
+
+// TestMetricsExpectShowsEveryResultAtZero: a job's counters exist from the
+// daemon's start, so increase() in an alert sees the first failure.
+func TestMetricsExpectShowsEveryResultAtZero(t *testing.T) {
+	m := NewMetrics(t.TempDir(), nil, nil)
+	m.Expect([]string{"offload"})
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != "tapeless_job_runs_total" {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "result" {
+					got[l.GetValue()] = mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	for _, r := range []string{"ok", "partial", "failed", "skipped"} {
+		if v, ok := got[r]; !ok || v != 0 {
+			t.Errorf("offload runs with result %s: %v (present %v), want a series at 0", r, v, ok)
+		}
+	}
+}

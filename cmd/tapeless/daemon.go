@@ -170,6 +170,11 @@ func runDaemon(ctx context.Context, g *globalOptions, o daemonOptions) error {
 	var notifier atomic.Pointer[scheduler.Notifier]
 	notifier.Store(newNotifier(cfg, lg))
 	metrics := scheduler.NewMetrics(cfg.Store, hist, d.NextRuns)
+	names := make([]string, 0, len(jobs))
+	for _, j := range jobs {
+		names = append(names, j.Name)
+	}
+	metrics.Expect(names)
 	d.OnRun = func(prev, cur scheduler.RunRecord) {
 		metrics.Observe(cur)
 		go notifier.Load().Observe(ctx, prev, cur)
