@@ -22,7 +22,10 @@ type HTTPConfig struct {
 	// /api/status, encoded as the command encodes it, and its warnings
 	// for /healthz.
 	Status func(ctx context.Context) ([]byte, []Warning, error)
-	Log    *slog.Logger
+	// Page, when set, adds the status page's points, runs and throttle
+	// schedule to the status report it shows at /.
+	Page func(ctx context.Context) (PageExtra, error)
+	Log  *slog.Logger
 }
 
 // ErrListenNotLoopback refuses an address other hosts can reach when no
@@ -50,7 +53,7 @@ func CheckListen(addr string, token bool) error {
 	return fmt.Errorf("listen address %q: %w; bind to 127.0.0.1 or give --listen-token-file", addr, ErrListenNotLoopback)
 }
 
-// Handler serves /metrics, /healthz and /api/status.
+// Handler serves /metrics, /healthz, /api/status and the status page at /.
 func (c HTTPConfig) Handler() http.Handler {
 	mux := http.NewServeMux()
 	if c.Metrics != nil {
@@ -82,6 +85,7 @@ func (c HTTPConfig) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(st)
 	})
+	mux.HandleFunc("GET /{$}", c.servePage)
 	if c.Token == "" {
 		return mux
 	}

@@ -185,7 +185,7 @@ func runDaemon(ctx context.Context, g *globalOptions, o daemonOptions) error {
 	running.Store(cfg)
 	if o.listen != "" {
 		addr, err := scheduler.ServeHTTP(ctx, o.listen, scheduler.HTTPConfig{Token: token, Metrics: metrics, Log: lg,
-			Status: daemonStatus(g.configFile, running.Load)})
+			Status: daemonStatus(g.configFile, running.Load), Page: daemonPage(running.Load)})
 		if err != nil {
 			return err
 		}
