@@ -12,8 +12,9 @@ import (
 	"github.com/tapeless/tapeless/scheduler"
 )
 
-// TestHTTPServesNoSecret serves /api/status, /healthz and /metrics from
-// the daemon's handler, built as 'tapeless daemon --listen' builds it,
+// TestHTTPServesNoSecret serves /api/status, /healthz, /metrics and the
+// status page at / from the daemon's handler, built as 'tapeless daemon
+// --listen' builds it,
 // for a configuration whose vault carries access and secret keys (of
 // both copies) and a store with a passphrase, a point and a failed run:
 // none of those secrets appears in any answer.
@@ -60,9 +61,10 @@ func TestHTTPServesNoSecret(t *testing.T) {
 	}
 	metrics := scheduler.NewMetrics(cfg.Store, hist, nil)
 	metrics.Observe(failed)
-	h := scheduler.HTTPConfig{Metrics: metrics, Status: daemonStatus(s.config, func() *config { return cfg })}.Handler()
+	h := scheduler.HTTPConfig{Metrics: metrics, Status: daemonStatus(s.config, func() *config { return cfg }),
+		Page: daemonPage(func() *config { return cfg })}.Handler()
 
-	for _, path := range []string{"/api/status", "/healthz", "/metrics"} {
+	for _, path := range []string{"/api/status", "/healthz", "/metrics", "/"} {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
 		body := w.Body.String()
@@ -74,7 +76,7 @@ func TestHTTPServesNoSecret(t *testing.T) {
 		}
 		// The answers are the real ones, with the failed run in them.
 		if want := map[string]string{"/api/status": "the access key was refused", "/healthz": "the access key was refused",
-			"/metrics": `tapeless_job_runs_total{job="offload",result="failed"} 1`}[path]; !strings.Contains(body, want) {
+			"/metrics": `tapeless_job_runs_total{job="offload",result="failed"} 1`, "/": "the access key was refused"}[path]; !strings.Contains(body, want) {
 			t.Errorf("%s lacks %q:\n%s", path, want, body)
 		}
 		for what, v := range secrets {
