@@ -36,7 +36,7 @@ BINDIR  := $(PREFIX)/bin
 MANDIR  := $(PREFIX)/share/man/man1
 SHAREDIR := $(PREFIX)/share
 
-.PHONY: help build install uninstall cross test test-offline bench lint fmt vet staticcheck minio-up minio-down minio-env run clean tools-clean
+.PHONY: help build install uninstall cross test browser test-offline bench lint fmt vet staticcheck minio-up minio-down minio-env run clean tools-clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -72,8 +72,14 @@ cross: ## build for darwin and freebsd (amd64 and arm64) to check portability
 		GOOS=$$os GOARCH=$$arch $(GO) build ./... || exit 1; \
 	done; done
 
-test: ## start MinIO, run every test (S3 included), stop MinIO
+test: browser ## start MinIO, run every test (S3 included), stop MinIO
 	scripts/with-minio.sh $(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
+
+# The status page test opens the page in headless Chromium (Debian's
+# chromium package). Installing it is best effort: without apt or root the
+# test skips with a message, which must not fail the run.
+browser:
+	@command -v chromium >/dev/null || (sudo -n apt-get install -y chromium || apt-get install -y chromium) >/dev/null 2>&1 || echo "make: chromium not installed; the status page test will skip"
 
 test-offline: ## run the tests without MinIO (S3 tests skip, except when CI=true)
 	$(GO) test -count=1 -timeout $(TESTTIMEOUT) $(TESTFLAGS) ./...
