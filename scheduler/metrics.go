@@ -147,7 +147,7 @@ func (c *StoreCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descNextRun, prometheus.GaugeValue, float64(t.Unix()), job)
 		}
 	}
-	if n, err := dirSize(c.Dir); err == nil {
+	if n, err := DirSize(c.Dir); err == nil {
 		ch <- prometheus.MustNewConstMetric(descStoreBytes, prometheus.GaugeValue, float64(n))
 	} else {
 		ch <- prometheus.NewInvalidMetric(descStoreBytes, err)
@@ -220,9 +220,10 @@ func (c *StoreCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// dirSize is the size of the regular files under dir; files a running
-// job removes meanwhile are skipped.
-func dirSize(dir string) (int64, error) {
+// DirSize is the size of the regular files under dir (the store's usage
+// as status, metrics and the page show it); files a running job removes
+// meanwhile are skipped.
+func DirSize(dir string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

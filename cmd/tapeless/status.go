@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"path"
 	"path/filepath"
 	"time"
@@ -132,32 +130,6 @@ func statusSchedules(cfg *config) ([]scheduler.Schedule, error) {
 	return out, nil
 }
 
-// dirSize is the size of the regular files under dir. Files a running
-// job removes meanwhile are skipped.
-func dirSize(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.Type().IsRegular() {
-			fi, err := d.Info()
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			n += fi.Size()
-		}
-		return nil
-	})
-	return n, err
-}
-
 func newStatusCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:     "status",
@@ -253,7 +225,7 @@ func buildStatus(ctx context.Context, configFile string, cfg *config) (statusRep
 	}
 	out.PendingReplication = p
 
-	if out.StoreBytes, err = dirSize(cfg.Store); err != nil {
+	if out.StoreBytes, err = scheduler.DirSize(cfg.Store); err != nil {
 		return statusReport{}, fmt.Errorf("size of the store: %w", err)
 	}
 	// Health: the daemon's jobs, the run history and local facts.
