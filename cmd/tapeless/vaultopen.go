@@ -104,9 +104,10 @@ func restoreFromVault(ctx context.Context, g *globalOptions, cfg *config, prefix
 	if errors.Is(err, errNoPoint) && key != "" {
 		// Another server's point: say whose, and how to restore it.
 		if other, oerr := resolvePoint(all, prefix); oerr == nil && other.KeyFingerprint != key {
+			owner := serverOfKey(ctx, ov.Vault, other.KeyFingerprint)
 			ov.Close()
 			return nil, fmt.Errorf("point %s belongs to server %s (key %s), not to this server: restore it with --server %s and that server's passphrase",
-				shortID(other.ID), serverOfKey(ctx, ov.Vault, other.KeyFingerprint), other.KeyFingerprint, serverOfKey(ctx, ov.Vault, other.KeyFingerprint))
+				shortID(other.ID), owner, other.KeyFingerprint, owner)
 		}
 	}
 	if id, perr := archive.ParseID(strings.ToLower(strings.TrimSpace(prefix))); errors.Is(err, errNoPoint) && perr == nil {
