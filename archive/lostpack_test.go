@@ -79,6 +79,19 @@ func randomFiles(t testing.TB, dir string, seed uint64, n int) map[string]string
 	return want
 }
 
+// dataPack returns the largest pack of a point: one that holds file data.
+// Packs are listed by ID, so the first may hold only tree blobs, which a
+// backup stores again too but does not count as new chunks.
+func dataPack(h PointHeader) PackRef {
+	big := h.Packs[0]
+	for _, r := range h.Packs {
+		if r.Size > big.Size {
+			big = r
+		}
+	}
+	return big
+}
+
 // pointOf returns the clear header of a point in the store.
 func pointOf(t testing.TB, s *Store, id ID) PointHeader {
 	t.Helper()
@@ -129,15 +142,7 @@ func TestBackupStoresALostPackAgain(t *testing.T) {
 			if len(h.Packs) < 3 {
 				t.Fatalf("first point has %d packs, want several", len(h.Packs))
 			}
-			// The largest pack: it holds file data, not only tree blobs
-			// (which are stored again too, but not counted as new chunks).
-			big := h.Packs[0]
-			for _, r := range h.Packs {
-				if r.Size > big.Size {
-					big = r
-				}
-			}
-			lost := big.Pack
+			lost := dataPack(h).Pack
 			lose[c.how](t, objectPath(s, PackName(lost)))
 
 			second := mustBackup(t, s, BackupOptions{Sources: []string{src}, Name: "a", NoCache: noCache})
@@ -256,7 +261,7 @@ func TestBackupOverridesEntriesIntoAnUnrecordedLostPack(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src")
 	want := randomFiles(t, src, 3, 6)
 	first := mustBackup(t, s, BackupOptions{Sources: []string{src}, Name: "a"})
-	lost := pointOf(t, s, first.Point).Packs[0].Pack
+	lost := dataPack(pointOf(t, s, first.Point)).Pack
 	err := s.DB().Update(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketPackBlobs).Delete(lost[:]); err != nil {
 			return err

@@ -274,12 +274,7 @@ func TestAdoptVault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost := h.Packs[0] // a data pack: the largest (tree blobs sit in small ones)
-	for _, p := range h.Packs {
-		if p.Size > lost.Size {
-			lost = p
-		}
-	}
+	lost := dataPack(h)
 	for _, b := range r.v.Copies() {
 		if err := b.Remove(ctx, PackName(lost.Pack)); err != nil {
 			t.Fatal(err)
