@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -388,4 +389,32 @@ func SaveScrubCursors(storeDir, vault string, m map[string]*ScrubCursor) error {
 
 func scrubPath(storeDir, vault string) string {
 	return filepath.Join(storeDir, "scrub-"+strings.ToLower(vault)+".json")
+}
+
+// LostPacks returns the packs a check found missing or damaged on every
+// one of the copies it checked (copies: how many that was), by name
+// order. Such a pack cannot be read from the vault or mended from it: the
+// data it held must be stored again.
+func (c *VaultCheck) LostPacks(copies int) []ID {
+	bad := map[string]map[string]bool{}
+	for _, p := range c.Problems {
+		if !strings.HasPrefix(p.Object, PacksPrefix) {
+			continue
+		}
+		if bad[p.Object] == nil {
+			bad[p.Object] = map[string]bool{}
+		}
+		bad[p.Object][p.Copy] = true
+	}
+	var out []ID
+	for name, on := range bad {
+		if len(on) < copies {
+			continue
+		}
+		if id, err := idFromName(name); err == nil {
+			out = append(out, id)
+		}
+	}
+	slices.SortFunc(out, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	return out
 }

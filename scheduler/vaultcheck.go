@@ -50,6 +50,13 @@ type VaultReport struct {
 	Vault  string // the vault's name as the vault spells it
 	Check  *archive.VaultCheck
 	Repair *archive.RepairResult // repair only
+	// Forgotten are the vault-held packs this server's store stopped
+	// deduplicating against because the check found them lost on every
+	// copy (verify only): the next backup stores their data again.
+	Forgotten []archive.ID
+	// ForgetErr says why lost packs could not be forgotten this time (the
+	// store busy with another job, for one); the next verify tries again.
+	ForgetErr error
 }
 
 // VerifyVault is the vault verify job: each selected copy checked on its
@@ -87,7 +94,46 @@ func VerifyVault(ctx context.Context, site *Site, req VaultVerifyRequest) (*Vaul
 			return nil, err
 		}
 	}
-	return &VaultReport{Vault: v.Name(), Check: check}, nil
+	rep := &VaultReport{Vault: v.Name(), Check: check}
+	// Only a check of every copy can tell a pack is lost: one copy's loss
+	// is mended by repair from the other.
+	if req.Copy == "both" || v.Secondary() == nil {
+		if lost := check.LostPacks(len(copies)); len(lost) > 0 {
+			rep.Forgotten, rep.ForgetErr = forgetLostPacks(ctx, site.Store, lost)
+		}
+	}
+	return rep, nil
+}
+
+// forgetLostPacks makes the store stop deduplicating against vault-held
+// packs the vault no longer has, so the next backup stores their data
+// again and the new point is complete (a backup trusts a vault-held pack
+// without reading it). Packs the store holds locally, or knows nothing
+// of (another server's), are left alone. It returns the packs forgotten.
+func forgetLostPacks(ctx context.Context, storeDir string, lost []archive.ID) ([]archive.ID, error) {
+	if storeDir == "" {
+		return nil, nil
+	}
+	s, err := archive.OpenStore(ctx, storeDir)
+	if err != nil {
+		return nil, fmt.Errorf("%d packs lost on every vault copy are still trusted by the store's dedup index: %w", len(lost), err)
+	}
+	defer s.Close()
+	var out []archive.ID
+	for _, id := range lost {
+		only, err := s.VaultOnly(id)
+		if err != nil {
+			return out, err
+		}
+		if !only {
+			continue
+		}
+		if err := s.ForgetVaultPack(ctx, id); err != nil {
+			return out, err
+		}
+		out = append(out, id)
+	}
+	return out, nil
 }
 
 // ErrNothingToRepairFrom means a repair of an LRS vault: one copy has no

@@ -19,6 +19,11 @@ type vaultVerifyJSON struct {
 	OK    bool   `json:"ok"`
 	Vault string `json:"vault"`
 	*archive.VaultCheck
+	// Forgotten: vault-held packs lost on every copy that the store no
+	// longer deduplicates against (the next backup stores their data).
+	Forgotten []archive.ID `json:"forgotten_packs,omitempty"`
+	// ForgetError: why lost packs are still trusted this time.
+	ForgetError string `json:"forget_error,omitempty"`
 }
 
 func runVerifyVault(ctx context.Context, g *globalOptions, o verifyOptions) error {
@@ -50,7 +55,11 @@ func runVerifyVault(ctx context.Context, g *globalOptions, o verifyOptions) erro
 	}
 	name, check := rep.Vault, rep.Check
 	if g.json {
-		if err := writeJSON(g.stdout, vaultVerifyJSON{OK: len(check.Problems) == 0, Vault: name, VaultCheck: check}); err != nil {
+		out := vaultVerifyJSON{OK: len(check.Problems) == 0, Vault: name, VaultCheck: check, Forgotten: rep.Forgotten}
+		if rep.ForgetErr != nil {
+			out.ForgetError = rep.ForgetErr.Error()
+		}
+		if err := writeJSON(g.stdout, out); err != nil {
 			return err
 		}
 	} else if !g.quiet {
@@ -77,6 +86,14 @@ func runVerifyVault(ctx context.Context, g *globalOptions, o verifyOptions) erro
 			}
 			fmt.Fprintf(g.stdout, "Vault %s, %s copy (%s): %s: %d points, %d packs, %d index objects; %s.\n",
 				name, c.Copy, c.Location, state, c.Stats.Points, c.Stats.Packs, c.Stats.Indexes, what)
+		}
+	}
+	if !g.json {
+		for _, id := range rep.Forgotten {
+			fmt.Fprintf(g.stderr, "lost: pack %s is gone from every copy of the vault; the store no longer deduplicates against it, so the next backup stores its data again\n", archive.PackName(id))
+		}
+		if rep.ForgetErr != nil {
+			fmt.Fprintf(g.stderr, "warning: %v; run 'tapeless verify --vault' again when no other job runs\n", rep.ForgetErr)
 		}
 	}
 	if n := len(check.Problems); n > 0 {
