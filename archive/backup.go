@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -151,6 +152,16 @@ const changeRetries = 2
 // proportional to the tree. Keeping pack buffers across collections
 // instead of in a sync.Pool did not measurably lower it.
 func Backup(ctx context.Context, s *Store, o BackupOptions) (*BackupSummary, error) {
+	sum, err := backupPoint(ctx, s, o)
+	if errors.Is(err, syscall.ENOSPC) {
+		// No point was saved (the point object is written last) and
+		// nothing half-written stays: say what to do about it.
+		err = fmt.Errorf("%w\nthe disk holding the store %s is full; no point was made and earlier points are intact: free space there (or move the store), then back up again", err, s.Dir())
+	}
+	return sum, err
+}
+
+func backupPoint(ctx context.Context, s *Store, o BackupOptions) (*BackupSummary, error) {
 	start := time.Now()
 	now := o.Now
 	if now.IsZero() {
