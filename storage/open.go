@@ -17,8 +17,12 @@ import (
 // Location.
 type Options struct {
 	// AccessKey and SecretKey authenticate to S3; when both are empty they
-	// come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+	// come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and
+	// SessionToken from AWS_SESSION_TOKEN.
 	AccessKey, SecretKey string
+	// SessionToken goes with temporary keys (STS: an assumed role, an
+	// instance profile's keys); empty for an IAM user's keys.
+	SessionToken string
 	// Proxy is an http:// or https:// proxy URL for all S3 traffic; empty
 	// means the usual HTTPS_PROXY/HTTP_PROXY/NO_PROXY environment.
 	Proxy string
@@ -212,6 +216,7 @@ func open(ctx context.Context, rawURL string, o Options) (Backend, error) {
 		if o.AccessKey == "" && o.SecretKey == "" {
 			o.AccessKey = os.Getenv("AWS_ACCESS_KEY_ID")
 			o.SecretKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
+			o.SessionToken = os.Getenv("AWS_SESSION_TOKEN")
 		}
 		return NewS3(ctx, u, o)
 	}

@@ -85,7 +85,7 @@ func NewS3(ctx context.Context, u URL, o Options) (*S3, error) {
 		retries = DefaultMaxRetries
 	}
 	client, err := minio.New(u.Host, &minio.Options{
-		Creds:           credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
+		Creds:           credentials.NewStaticV4(o.AccessKey, o.SecretKey, o.SessionToken),
 		Secure:          !u.Insecure,
 		Transport:       tr,
 		Region:          u.Region,
@@ -603,6 +603,16 @@ func (s *S3) translate(op, name string, err error) error {
 		case "PreconditionFailed":
 			return fmt.Errorf("%s: %w", what, ErrExists)
 		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "AccessDeniedException":
+			if op == "remove" && er.Code == "AccessDenied" && !s.noKeys {
+				// Keys without delete rights are how backup and offload
+				// are meant to run (docs/OPERATIONS.md, least privilege):
+				// only prune deletes from the vault.
+				return &edgeError{
+					msg: fmt.Sprintf("%s at %s: S3 denied the delete (AccessDenied): these keys may not delete objects; run prune with keys allowed s3:DeleteObject on bucket %q (see docs/OPERATIONS.md, \"Least privilege\")",
+						what, s.Location(), s.u.Bucket),
+					errs: []error{err},
+				}
+			}
 			if s.noKeys {
 				return &edgeError{
 					msg: fmt.Sprintf("S3 refused a request without access keys at %s (%s): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or register with a vault credentials file that holds keys",
