@@ -390,7 +390,7 @@ func TestRestoreHostileSetID(t *testing.T) {
 func zstdBomb(n int) []byte {
 	const block = 128 << 10
 	b := binary.LittleEndian.AppendUint32(nil, 0xFD2FB528)
-	b = append(b, 0x00)        // frame header: no checksum, no content size, window descriptor follows
+	b = append(b, 0x00)       // frame header: no checksum, no content size, window descriptor follows
 	b = append(b, (17-10)<<3) // window 128 KiB
 	for i := 0; i < n/block; i++ {
 		h := uint32(block)<<3 | 1<<1 // RLE block of 128 KiB

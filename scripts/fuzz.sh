@@ -7,11 +7,14 @@
 #   FUZZTIME=10s scripts/fuzz.sh            # every target
 #   FUZZTIME=60s scripts/fuzz.sh ./archive  # the targets of some packages
 #   FUZZPARALLEL=1 limits the fuzzing workers (default: GOMAXPROCS).
+#   FUZZMINIMIZE bounds the minimizing of each new input (default 5s; go's
+#   own default, 60s, can eat a short run whole).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-10s}
+FUZZMINIMIZE=${FUZZMINIMIZE:-5s}
 pkgs=("$@")
 [[ ${#pkgs[@]} -gt 0 ]] || pkgs=(./...)
 par=()
@@ -26,7 +29,7 @@ while read -r pkg; do
 	for target in $($GO test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
 		count=$((count + 1))
 		echo "== $pkg $target ($FUZZTIME)"
-		if ! $GO test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "${par[@]}"; then
+		if ! $GO test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZMINIMIZE" "${par[@]}"; then
 			echo "FAIL: $pkg $target (crasher under $dir/testdata/fuzz/$target/)"
 			failed=$((failed + 1))
 		fi
