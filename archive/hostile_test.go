@@ -449,13 +449,16 @@ func TestRestoreDecompressionBomb(t *testing.T) {
 	}
 }
 
-// TestRestoreManyEntriesMemory restores a point with 10^6 entries in one
-// directory in a child process and reads its peak RSS: under 512 MiB.
+// TestRestoreManyEntriesMemory restores a point with many entries in one
+// directory in a child process and reads its peak RSS: under 512 MiB. The
+// default is 10^5 entries (about 20 s); TAPELESS_MANY_ENTRIES=1000000 runs
+// the 10^6 of the hostile-archive list (about 4 minutes on 2 cores, most
+// of it creating the files).
 func TestRestoreManyEntriesMemory(t *testing.T) {
 	if testing.Short() {
-		t.Skip("10^6 entries: not in -short")
+		t.Skip("many entries: not in -short")
 	}
-	n := 1_000_000
+	n := 100_000
 	if v := os.Getenv("TAPELESS_MANY_ENTRIES"); v != "" {
 		fmt.Sscan(v, &n)
 	}
