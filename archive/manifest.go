@@ -323,6 +323,11 @@ func (m *ManifestReader) Next() (*Node, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
+		// A value of the wrong type (a size of 2^63) leaves the other
+		// fields decoded: name the entry when its path was read.
+		if p := joinUTF8(j.Path, j.PathB64); p != "" {
+			return nil, fmt.Errorf("manifest line %d (%q): %w", m.line, p, err)
+		}
 		return nil, fmt.Errorf("manifest line %d: %w", m.line, err)
 	}
 	n := &Node{
