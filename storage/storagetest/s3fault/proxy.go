@@ -29,17 +29,17 @@ type Kind string
 // proxy (the last three never or only partly reach MinIO); the others
 // forward it and change the request or the answer.
 const (
-	Status     Kind = "status"      // reply Fault.Status (500, 503...) with an S3 error body; MinIO never sees it
-	Reset      Kind = "reset"       // close the connection with a TCP reset, before any reply
-	Hang       Kind = "hang"        // hold the request for Fault.For (or until the client gives up), then reset
-	DropPut    Kind = "drop-put"    // read a PUT's body and answer 200 with a plausible ETag, storing nothing
-	Truncate   Kind = "truncate"    // forward a GET and cut the body short (the declared length stays)
-	FlipBit    Kind = "flip-bit"    // forward a GET and flip one bit of the body
-	ListDrop   Kind = "list-drop"   // forward a listing and drop entries: Fault.Drop matches, or written within Fault.Recent
-	ListEmpty  Kind = "list-empty"  // forward a listing and answer it empty (use Rule.Key to pick one prefix)
-	PageSize   Kind = "page-size"   // rewrite a listing's max-keys to Fault.Keys (re-signed)
-	LoopToken  Kind = "loop-token"  // a listing's next continuation token is the one the request sent: the pages loop
-	ClockSkew  Kind = "clock-skew"  // shift the reply's Date header by Fault.Skew
+	Status    Kind = "status"     // reply Fault.Status (500, 503...) with an S3 error body; MinIO never sees it
+	Reset     Kind = "reset"      // close the connection with a TCP reset, before any reply
+	Hang      Kind = "hang"       // hold the request for Fault.For (or until the client gives up), then reset
+	DropPut   Kind = "drop-put"   // read a PUT's body and answer 200 with a plausible ETag, storing nothing
+	Truncate  Kind = "truncate"   // forward a GET and cut the body short (the declared length stays)
+	FlipBit   Kind = "flip-bit"   // forward a GET and flip one bit of the body
+	ListDrop  Kind = "list-drop"  // forward a listing and drop entries: Fault.Drop matches, or written within Fault.Recent
+	ListEmpty Kind = "list-empty" // forward a listing and answer it empty (use Rule.Key to pick one prefix)
+	PageSize  Kind = "page-size"  // rewrite a listing's max-keys to Fault.Keys (re-signed)
+	LoopToken Kind = "loop-token" // a listing's next continuation token is the one the request sent: the pages loop
+	ClockSkew Kind = "clock-skew" // shift the reply's Date header by Fault.Skew
 )
 
 // Kinds lists every fault kind, for tallies.
