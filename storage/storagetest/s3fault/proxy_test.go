@@ -262,10 +262,10 @@ func TestListFaults(t *testing.T) {
 		}
 		return nil
 	})
-	if err == nil {
-		t.Errorf("listing with a looping token ended cleanly after %v", seen)
-	} else if errors.Is(err, stop) {
-		t.Logf("a looping continuation token repeats keys: %v", seen)
+	// tapeless's listing refuses a key that does not sort after the last
+	// one instead of paging forever.
+	if err == nil || errors.Is(err, stop) || !strings.Contains(err.Error(), "loops") {
+		t.Errorf("listing with a looping token: %v after %v, want the loop named", err, seen)
 	}
 	if p.Tally()[s3fault.LoopToken] == 0 {
 		t.Errorf("tally %v, want loop-token", p.Tally())
