@@ -420,10 +420,18 @@ func (s *S3) Stat(ctx context.Context, name string) (Info, error) {
 func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	last := ""
 	for oi := range s.client.ListObjects(lctx, s.u.Bucket, minio.ListObjectsOptions{Prefix: s.prefix + prefix, Recursive: true}) {
 		if oi.Err != nil {
 			return s.translate("list", prefix, oi.Err)
 		}
+		// S3 lists keys in ascending order; a key that does not sort after
+		// the last one means the server's continuation token went back,
+		// and minio-go would page through the same keys forever.
+		if last != "" && oi.Key <= last {
+			return fmt.Errorf("list %s at %s: the server listed %s after %s: its listing loops or is out of order", prefix, s.Location(), oi.Key, last)
+		}
+		last = oi.Key
 		if strings.HasSuffix(oi.Key, "/") {
 			continue // a "directory" marker made by some other tool
 		}
